@@ -1,0 +1,194 @@
+//! Proxy-Wasm glue shared by the plugins' filters (compiled for wasm32 only:
+//! it calls host imports that do not exist in a native build).
+//!
+//! Everything here reads from or acts on the host and never panics: the
+//! Rust SDK's string accessors (`get_http_request_headers`, ...) `unwrap` a
+//! UTF-8 conversion and so trap on a header value with obs-text bytes, which
+//! Envoy lets through. These helpers use the byte accessors and convert
+//! lossily instead.
+
+use crate::config::ConfigError;
+use crate::deny::Denial;
+use crate::identity::{IdentityError, VerifiedIdentity, IDENTITY_PROPERTY};
+use crate::request::{parse_socket_address, PeerIdentity, RequestView};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::HttpContext;
+use proxy_wasm::types::{LogLevel, MetricType};
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+/// Upper bound on the number of request headers read into a view; Envoy's
+/// own default limit is 100, so this only guards against a misconfigured
+/// proxy.
+pub const MAX_HEADERS: usize = 512;
+
+/// Which parts of the request view that cost extra host calls a policy
+/// needs. Headers and pseudo-headers are always read (one host call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewNeeds {
+    /// Read `source.address`.
+    pub source: bool,
+    /// Read the peer certificate properties.
+    pub peer: bool,
+}
+
+impl ViewNeeds {
+    /// Everything.
+    pub const ALL: ViewNeeds = ViewNeeds {
+        source: true,
+        peer: true,
+    };
+}
+
+/// Reads the whole request view from the host at request-headers time.
+pub fn request_view<C: HttpContext + ?Sized>(ctx: &C) -> RequestView {
+    request_view_with(ctx, ViewNeeds::ALL)
+}
+
+/// Reads the request view, skipping the property look-ups `needs` rules out.
+pub fn request_view_with<C: HttpContext + ?Sized>(ctx: &C, needs: ViewNeeds) -> RequestView {
+    let mut view = RequestView::default();
+    for (name, value) in ctx
+        .get_http_request_headers_bytes()
+        .into_iter()
+        .take(MAX_HEADERS)
+    {
+        let value = match String::from_utf8(value) {
+            Ok(v) => v,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        match name.as_str() {
+            ":method" => view.method = value,
+            ":path" => view.path = value,
+            ":authority" => view.host = value,
+            ":scheme" => view.scheme = value,
+            n if n.starts_with(':') => {}
+            _ => {
+                if name == "x-request-id" && view.request_id.is_empty() {
+                    view.request_id = value.clone();
+                }
+                view.headers.push((name, value));
+            }
+        }
+    }
+    if view.host.is_empty() {
+        if let Some(h) = view.header("host") {
+            view.host = h.to_string();
+        }
+    }
+    if needs.source {
+        view.source = source_address();
+    }
+    if needs.peer {
+        view.peer = peer_identity();
+    }
+    view
+}
+
+/// The downstream (client) address, `source.address`.
+pub fn source_address() -> Option<SocketAddr> {
+    property_string(&["source", "address"]).and_then(|s| parse_socket_address(&s))
+}
+
+/// The downstream TLS identity Envoy reports (empty without mTLS).
+pub fn peer_identity() -> PeerIdentity {
+    let non_empty = |p: &[&str]| property_string(p).filter(|s| !s.is_empty());
+    PeerIdentity {
+        uri_sans: non_empty(&["connection", "uri_san_peer_certificate"])
+            .into_iter()
+            .collect(),
+        dns_sans: non_empty(&["connection", "dns_san_peer_certificate"])
+            .into_iter()
+            .collect(),
+        subject: non_empty(&["connection", "subject_peer_certificate"]),
+    }
+}
+
+/// A property as (lossy) UTF-8, `None` when absent or unreadable. (The SDK's
+/// `Context::get_property` unwraps host errors; this does not.)
+pub fn property_string(path: &[&str]) -> Option<String> {
+    hostcalls::get_property(path.to_vec())
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The identity an earlier filter (jwt-auth) verified for this stream:
+/// `None` when there is none, `Some(Err)` when the property holds something
+/// unreadable (treat as no identity, and log it).
+pub fn verified_identity() -> Option<Result<VerifiedIdentity, IdentityError>> {
+    hostcalls::get_property(vec![IDENTITY_PROPERTY])
+        .ok()
+        .flatten()
+        .map(|bytes| VerifiedIdentity::from_json(&bytes))
+}
+
+/// Sends the plugin's deny response for the current request.
+pub fn send_denial<C: HttpContext + ?Sized>(ctx: &C, denial: &Denial, request_id: &str) {
+    let body = denial.body(request_id);
+    ctx.send_http_response(
+        u32::from(denial.status),
+        denial.response_headers(),
+        Some(&body),
+    );
+}
+
+/// Logs, once at configure time, which plugin build is running.
+pub fn log_configured(plugin: &str, version: &str, summary: &str) {
+    log(
+        LogLevel::Info,
+        &format!(
+            "{plugin} {version} (commit {}): {summary}",
+            crate::BUILD_COMMIT
+        ),
+    );
+}
+
+/// Logs a refused configuration at error level, prefixed with the plugin.
+pub fn log_config_error(plugin: &str, err: &ConfigError) {
+    log(LogLevel::Error, &format!("{plugin}: {err}"));
+}
+
+/// Logs a message; logging failures are ignored (there is nowhere to report
+/// them).
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// A counter defined with `proxy_define_metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter(Option<u32>);
+
+impl Counter {
+    /// Defines (or finds) the counter `name`. If the host refuses, the
+    /// counter is inert and the refusal is logged: metrics never stop traffic.
+    pub fn define(name: &str) -> Counter {
+        match hostcalls::define_metric(MetricType::Counter, name) {
+            Ok(id) => Counter(Some(id)),
+            Err(status) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("cannot define metric {name}: host returned {status:?}"),
+                );
+                Counter(None)
+            }
+        }
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        if let Some(id) = self.0 {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+}
+
+/// The host's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostClock;
+
+impl crate::clock::Clock for HostClock {
+    fn now(&self) -> SystemTime {
+        hostcalls::get_current_time().unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
