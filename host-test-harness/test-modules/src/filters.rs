@@ -1,0 +1,291 @@
+//! The filters (wasm32 only).
+
+use proxy_wasm::traits::*;
+use proxy_wasm::types::*;
+use std::time::Duration;
+
+macro_rules! log_at {
+    ($level:ident, $($arg:tt)*) => {
+        let _ = proxy_wasm::hostcalls::log(LogLevel::$level, &format!($($arg)*));
+    };
+}
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+#[derive(Clone, Default)]
+struct Settings {
+    mode: String,
+    header: String,
+    value: String,
+    write: Option<String>,
+    read: bool,
+}
+
+#[derive(Default)]
+struct Root {
+    settings: Settings,
+    ticks: Option<u32>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        log_at!(Info, "test module vm started");
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        let Some(obj) = parsed.as_ref().and_then(|v| v.as_object()) else {
+            log_at!(Error, "test module refuses its configuration");
+            return false;
+        };
+        let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        self.settings = Settings {
+            mode: text("mode").unwrap_or_else(|| "headers".to_string()),
+            header: text("header").unwrap_or_default(),
+            value: text("value").unwrap_or_default(),
+            write: text("write"),
+            read: obj.get("read").and_then(|v| v.as_bool()).unwrap_or(false),
+        };
+        if self.settings.mode == "tick" {
+            self.ticks = define_metric(MetricType::Counter, "ticks").ok();
+            self.set_tick_period(Duration::from_secs(1));
+        }
+        log_at!(
+            Info,
+            "test module configured in mode {}",
+            self.settings.mode
+        );
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(id) = self.ticks {
+            let _ = increment_metric(id, 1);
+        }
+        log_at!(Debug, "tick");
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let s = self.settings.clone();
+        Some(match s.mode.as_str() {
+            "body" => Box::new(UpperBody),
+            "auth" => Box::new(HttpAuthRandom),
+            "counter" => Box::new(Counter {
+                metric: define_metric(MetricType::Counter, "requests_total").ok(),
+            }),
+            "state" => Box::new(State(s)),
+            "props" => Box::new(Props),
+            "config" => Box::new(AddHeader(s)),
+            _ => Box::new(HttpHeaders { context_id }),
+        })
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+fn define_metric(kind: MetricType, name: &str) -> Result<u32, Status> {
+    proxy_wasm::hostcalls::define_metric(kind, name)
+}
+
+fn increment_metric(id: u32, by: i64) -> Result<(), Status> {
+    proxy_wasm::hostcalls::increment_metric(id, by)
+}
+
+struct HttpHeaders {
+    context_id: u32,
+}
+
+impl Context for HttpHeaders {}
+
+impl HttpContext for HttpHeaders {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        for (name, value) in &self.get_http_request_headers() {
+            log_at!(Info, "#{} -> {}: {}", self.context_id, name, value);
+        }
+        match self.get_http_request_header(":path") {
+            Some(path) if path == "/hello" => {
+                self.send_http_response(
+                    200,
+                    vec![("hello", "World"), ("powered-by", "proxy-wasm")],
+                    Some(b"Hello, World!\n"),
+                );
+                Action::Pause
+            }
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        self.set_http_response_header("powered-by", Some("proxy-wasm"));
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        log_at!(Info, "#{} completed.", self.context_id);
+    }
+}
+
+struct UpperBody;
+
+impl Context for UpperBody {}
+
+impl HttpContext for UpperBody {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.set_http_request_header("content-length", None);
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        if let Some(body) = self.get_http_request_body(0, body_size) {
+            let upper = String::from_utf8_lossy(&body).to_uppercase();
+            self.set_http_request_body(0, body_size, upper.as_bytes());
+        }
+        Action::Continue
+    }
+}
+
+struct HttpAuthRandom;
+
+impl Context for HttpAuthRandom {
+    fn on_http_call_response(&mut self, _: u32, _: usize, body_size: usize, _: usize) {
+        if let Some(body) = self.get_http_call_response_body(0, body_size) {
+            if !body.is_empty() && body[0] % 2 == 0 {
+                log_at!(Info, "Access granted.");
+                self.resume_http_request();
+                return;
+            }
+        }
+        log_at!(Info, "Access forbidden.");
+        self.send_http_response(
+            403,
+            vec![("powered-by", "proxy-wasm")],
+            Some(b"Access forbidden.\n"),
+        );
+    }
+}
+
+impl HttpContext for HttpAuthRandom {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        match self.dispatch_http_call(
+            "httpbin",
+            vec![
+                (":method", "GET"),
+                (":path", "/bytes/1"),
+                (":authority", "httpbin.org"),
+            ],
+            None,
+            vec![],
+            Duration::from_secs(1),
+        ) {
+            Ok(_) => Action::Pause,
+            Err(status) => {
+                log_at!(Error, "dispatch failed: {status:?}");
+                self.send_http_response(503, vec![], Some(b"no auth service\n"));
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        self.set_http_response_header("powered-by", Some("proxy-wasm"));
+        Action::Continue
+    }
+}
+
+struct AddHeader(Settings);
+
+impl Context for AddHeader {}
+
+impl HttpContext for AddHeader {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.add_http_request_header(&self.0.header, &self.0.value);
+        Action::Continue
+    }
+}
+
+struct Counter {
+    metric: Option<u32>,
+}
+
+impl Context for Counter {}
+
+impl HttpContext for Counter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        if let Some(id) = self.metric {
+            let _ = increment_metric(id, 1);
+        }
+        let hits = loop {
+            let (data, cas) = self.get_shared_data("hits");
+            let current: u64 = data
+                .and_then(|d| String::from_utf8(d).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let next = (current + 1).to_string();
+            match self.set_shared_data("hits", Some(next.as_bytes()), cas) {
+                Ok(()) => break current + 1,
+                Err(Status::CasMismatch) => continue,
+                Err(_) => break 0,
+            }
+        };
+        self.set_http_request_header("x-hits", Some(&hits.to_string()));
+        Action::Continue
+    }
+}
+
+struct State(Settings);
+
+impl Context for State {}
+
+impl HttpContext for State {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        if let Some(value) = &self.0.write {
+            self.set_property(vec!["palisade.identity"], Some(value.as_bytes()));
+            self.set_property(vec!["palisade", "pair"], Some(value.as_bytes()));
+        }
+        if self.0.read {
+            let show = |v: Option<Vec<u8>>| {
+                v.map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_else(|| "absent".to_string())
+            };
+            let single = show(self.get_property(vec!["palisade.identity"]));
+            let pair = show(self.get_property(vec!["palisade", "pair"]));
+            self.set_http_request_header("x-single", Some(&single));
+            self.set_http_request_header("x-pair", Some(&pair));
+        }
+        Action::Continue
+    }
+}
+
+struct Props;
+
+impl Context for Props {}
+
+impl HttpContext for Props {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        for (header, path) in [
+            ("x-prop-path", vec!["request", "path"]),
+            ("x-prop-id", vec!["request", "id"]),
+            ("x-prop-source", vec!["source", "address"]),
+            ("x-prop-plugin", vec!["plugin_name"]),
+        ] {
+            let value = self
+                .get_property(path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| "absent".to_string());
+            self.set_http_request_header(header, Some(&value));
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,30 @@
+//! Proxy-Wasm filters for the harness's integration tests, written the way the
+//! proxy-wasm Rust SDK's examples are (`http_headers`, `http_body`,
+//! `http_auth_random`, `http_config`, and a tick counter).
+//!
+//! One module holds them all; the plugin configuration (a JSON object) picks
+//! one with `"mode"`:
+//! - `headers`: logs request headers, answers `/hello` locally with 200
+//!   `Hello, World!`, and sets `powered-by: proxy-wasm` on responses;
+//! - `body`: buffers the request body and forwards it upper-cased;
+//! - `auth`: calls cluster `httpbin` and lets the request through when the
+//!   first byte of the answer is even, else answers 403;
+//! - `config`: adds the request header named by `"header"` with `"value"`;
+//! - `counter`: counts requests in the counter `requests_total` and in
+//!   shared data `hits` (compare-and-swap), and sets `x-hits`;
+//! - `state`: with `"write"`, stores it under the properties
+//!   `["palisade.identity"]` and `["palisade", "pair"]`; with `"read": true`,
+//!   copies both into request headers `x-single` and `x-pair` (`absent`
+//!   when unset);
+//! - `props`: copies `request.path`, `request.id`, `source.address` and
+//!   `plugin_name` into request headers `x-prop-*`;
+//! - `tick`: sets a 1s tick period; each tick increments counter `ticks`.
+//!
+//! A configuration that is not such an object is refused (`on_configure`
+//! returns false) after logging `test module refuses its configuration`.
+//!
+//! Everything is compiled for `wasm32` only, so native workspace builds link.
+//! Build: `cargo build --release --target wasm32-wasip1 -p harness-test-modules`.
+
+#[cfg(target_arch = "wasm32")]
+mod filters;
