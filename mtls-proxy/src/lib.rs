@@ -1,0 +1,34 @@
+//! Palisade's native mTLS companion proxy.
+//!
+//! Server mode terminates mTLS in front of an HTTP/1.1 upstream (usually
+//! Envoy), checks the client certificate against a CA bundle and an
+//! allow-list (SPIFFE id, DNS SAN, CN), and forwards the verified identity in
+//! an Envoy-format `x-forwarded-client-cert` header. Client mode originates
+//! mTLS for local plain-TCP clients. Certificates reload on file change and
+//! SIGHUP without dropping connections; a built-in CA issues them.
+//!
+//! One concept per module: [`config`], [`ca`], [`tls`], [`spiffe`],
+//! [`identity`], [`xfcc`], [`server`], [`client`], [`passthrough`], [`reload`], [`rotation`],
+//! [`metrics`], [`duration`], and [`app`] which wires them together.
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod ca;
+pub mod client;
+pub mod config;
+pub mod duration;
+pub mod identity;
+pub mod metrics;
+pub mod passthrough;
+pub mod reload;
+pub mod rotation;
+pub mod server;
+pub mod spiffe;
+pub mod tls;
+pub mod xfcc;
+
+/// Resolves once the shutdown flag turns true (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
