@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Envoy load bench: each Palisade plugin against Envoy's native filter.
+
+Every variant is the same Envoy binary (--concurrency 1) in front of the same
+upstream (a second Envoy answering with a direct response), loaded by wrk on
+loopback. Runs alternate A B C ... A B C for several rounds so drift hits every
+variant alike; the table reports medians, ratios to the no-filter baseline,
+and ours-to-native ratios. Writes benches/RESULTS.md.
+
+Usage (via scripts/bench): envoy_load.py --envoy PATH --wrk PATH --root REPO
+    [--rounds 3] [--duration 10] [--connections 16]
+"""
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+RBAC_PLUGIN_CONFIG = {
+    "policies": [
+        {
+            "name": "bench",
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "paths": [{"prefix": "/bench"}],
+                    "headers": [{"name": "x-team", "string_match": {"exact": "ops"}}],
+                }
+            ],
+        }
+    ]
+}
+
+# Envoy's RBAC filter with the same rule: allow prefix /bench with x-team: ops.
+NATIVE_RBAC = {
+    "name": "envoy.filters.http.rbac",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules": {
+            "action": "ALLOW",
+            "policies": {
+                "bench": {
+                    "permissions": [
+                        {
+                            "and_rules": {
+                                "rules": [
+                                    {"url_path": {"path": {"prefix": "/bench"}}},
+                                    {
+                                        "header": {
+                                            "name": "x-team",
+                                            "string_match": {"exact": "ops"},
+                                        }
+                                    },
+                                ]
+                            }
+                        }
+                    ],
+                    "principals": [{"any": True}],
+                }
+            },
+        },
+    },
+}
+
+# A bucket that never limits, in both implementations.
+RATE_LIMIT_PLUGIN_CONFIG = {
+    "response_headers": "none",
+    "rules": [
+        {
+            "name": "bench",
+            "key": ["client_ip"],
+            "limit": {"requests": 1000000000, "per": "second"},
+        }
+    ],
+}
+
+NATIVE_LOCAL_RATELIMIT = {
+    "name": "envoy.filters.http.local_ratelimit",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": "bench",
+        "token_bucket": {
+            "max_tokens": 1000000000,
+            "tokens_per_fill": 1000000000,
+            "fill_interval": "1s",
+        },
+        "filter_enabled": {
+            "runtime_key": "bench_enabled",
+            "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+        },
+        "filter_enforced": {
+            "runtime_key": "bench_enforced",
+            "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+        },
+    },
+}
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def rs256_key_and_token(workdir, openssl="openssl"):
+    """A fresh RSA-2048 key (JWKS) and an RS256 token for it, made with the
+    openssl CLI, shared by the Palisade and the native jwt_authn variants."""
+    key = os.path.join(workdir, "jwt-key.pem")
+    subprocess.run([openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+                   check=True, capture_output=True)
+    modulus = subprocess.run([openssl, "rsa", "-in", key, "-noout", "-modulus"], check=True,
+                             capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+    jwks = {"keys": [{"kty": "RSA", "kid": "bench", "alg": "RS256", "use": "sig",
+                      "n": b64url(bytes.fromhex(modulus)), "e": "AQAB"}]}
+    header = b64url(json.dumps({"alg": "RS256", "kid": "bench", "typ": "JWT"}).encode())
+    now = int(time.time())
+    payload = b64url(json.dumps({"iss": "https://issuer.bench", "sub": "bench", "aud": "api",
+                                 "iat": now, "exp": now + 86400}).encode())
+    signing_input = f"{header}.{payload}".encode()
+    sig = subprocess.run([openssl, "dgst", "-sha256", "-sign", key], input=signing_input, check=True,
+                         capture_output=True).stdout
+    return json.dumps(jwks), f"{header}.{payload}.{b64url(sig)}"
+
+
+def jwt_plugin_config(jwks):
+    return {
+        "providers": {"bench": {"issuer": "https://issuer.bench", "audiences": ["api"],
+                                "local_jwks": {"inline_string": jwks}}},
+        "rules": [{"match": {"paths": [{"prefix": "/"}]}, "requires": {"provider_name": "bench"}}],
+    }
+
+
+def native_jwt_authn(jwks):
+    """Envoy's jwt_authn with the same provider, key and rule."""
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": {"issuer": "https://issuer.bench", "audiences": ["api"],
+                                    "local_jwks": {"inline_string": jwks}}},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
+        },
+    }
+
+
+def wasm_filter(name, module, config):
+    return {
+        "name": f"palisade.{name}",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": f"palisade.{name}",
+                "root_id": name,
+                "fail_open": False,
+                "vm_config": {
+                    "vm_id": f"palisade.{name}",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": json.dumps(config),
+                },
+            },
+        },
+    }
+
+
+ROUTER = {
+    "name": "envoy.filters.http.router",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+    },
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hcm(filters, route):
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "bench",
+            "route_config": {
+                "virtual_hosts": [
+                    {"name": "all", "domains": ["*"], "routes": [dict(match={"prefix": "/"}, **route)]}
+                ]
+            },
+            "http_filters": filters + [ROUTER],
+        },
+    }
+
+
+def bootstrap(admin_port, listen_port, filters, route, clusters):
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "bench",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+                    "filter_chains": [{"filters": [hcm(filters, route)]}],
+                }
+            ],
+            "clusters": clusters,
+        },
+    }
+
+
+class Envoy:
+    """One Envoy process, stopped by its PID."""
+
+    def __init__(self, binary, name, config, workdir, concurrency=1):
+        self.name = name
+        self.admin = config["admin"]["address"]["socket_address"]["port_value"]
+        self.port = config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"]
+        path = os.path.join(workdir, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "-c", path, "--concurrency", str(concurrency), "--disable-hot-restart", "--log-level", "warn"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy {name} exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"envoy {name} not ready in 30 s")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def parse_duration_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(wrk, port, duration, connections, token):
+    # Every variant gets the same request: the header rbac allows on and the
+    # bearer token jwt-auth verifies (ignored by the others).
+    cmd = [
+        wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+        "-H", "x-team: ops", "-H", f"authorization: Bearer {token}",
+        f"http://127.0.0.1:{port}/bench/item",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "rps": rps,
+        "p50": parse_duration_ms(lat.get("50", "nan")),
+        "p99": parse_duration_ms(lat.get("99", "nan")),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def machine_line():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Linux {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--envoy", required=True)
+    ap.add_argument("--wrk", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    plugins = os.path.join(args.root, "target", "plugins")
+    work = tempfile.mkdtemp(prefix="palisade-bench-")
+    envoy_version = subprocess.run([args.envoy, "--version"], capture_output=True, text=True).stdout.strip()
+
+    upstream_port, upstream_admin = free_port(), free_port()
+    upstream_cfg = bootstrap(
+        upstream_admin, upstream_port, [], {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}, []
+    )
+    cluster = {
+        "name": "upstream",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "upstream",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}],
+        },
+    }
+    route = {"route": {"cluster": "upstream"}}
+    jwks, token = rs256_key_and_token(work)
+    variants = [
+        ("no filter", "baseline", []),
+        ("rbac (Palisade wasm)", "rbac", [wasm_filter("rbac", os.path.join(plugins, "rbac.wasm"), RBAC_PLUGIN_CONFIG)]),
+        ("rbac (Envoy native)", "rbac-native", [NATIVE_RBAC]),
+        ("rate-limit (Palisade wasm)", "rate-limit", [wasm_filter("rate-limit", os.path.join(plugins, "rate-limit.wasm"), RATE_LIMIT_PLUGIN_CONFIG)]),
+        ("local_ratelimit (Envoy native)", "rate-limit-native", [NATIVE_LOCAL_RATELIMIT]),
+        ("jwt-auth RS256 (Palisade wasm)", "jwt-auth", [wasm_filter("jwt-auth", os.path.join(plugins, "jwt-auth.wasm"), jwt_plugin_config(jwks))]),
+        ("jwt_authn RS256 (Envoy native)", "jwt-auth-native", [native_jwt_authn(jwks)]),
+    ]
+    pairs = [("rbac", "rbac-native"), ("rate-limit", "rate-limit-native"), ("jwt-auth", "jwt-auth-native")]
+
+    procs = []
+    results = {key: [] for _, key, _ in variants}
+    rss = {}
+    try:
+        procs.append(Envoy(args.envoy, "upstream", upstream_cfg, work))
+        envoys = {}
+        for label, key, filters in variants:
+            cfg = bootstrap(free_port(), free_port(), filters, route, [cluster])
+            envoys[key] = Envoy(args.envoy, key, cfg, work)
+            procs.append(envoys[key])
+        # Warm-up, then alternate A B C ... per round.
+        for _, key, _ in variants:
+            run_wrk(args.wrk, envoys[key].port, 2, args.connections, token)
+        for rnd in range(args.rounds):
+            for label, key, _ in variants:
+                r = run_wrk(args.wrk, envoys[key].port, args.duration, args.connections, token)
+                if r["non2xx"]:
+                    raise RuntimeError(f"{label}: {r['non2xx']} non-2xx responses; the bench rule must allow every request")
+                results[key].append(r)
+                print(f"round {rnd + 1} {label:32} {r['rps']:10.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms", flush=True)
+        for _, key, _ in variants:
+            rss[key] = envoys[key].rss_kib()
+    finally:
+        for p in procs:
+            p.stop()
+
+    med = {
+        key: {m: statistics.median(r[m] for r in runs) for m in ("rps", "p50", "p99")}
+        for key, runs in results.items()
+    }
+    base = med["baseline"]
+    lines = [
+        "# Envoy load bench",
+        "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {machine_line()}.",
+        f"Envoy: `{envoy_version}`, `--concurrency 1`; wrk 1 thread, {args.connections} connections, "
+        f"{args.duration} s per run, {args.rounds} rounds alternated A B C …; medians. Upstream: a second Envoy "
+        "with a direct response, on loopback like everything else.",
+        "",
+        "Reproduce: `scripts/bench` (or `scripts/bench --rounds 5 --duration 20`).",
+        "",
+        "| variant | req/s | p50 ms | p99 ms | req/s vs no filter | p99 vs no filter | Envoy RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, key, _ in variants:
+        m = med[key]
+        lines.append(
+            f"| {label} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['rps'] / base['rps']:.3f} | "
+            f"{m['p99'] / base['p99']:.3f} | {rss[key] / 1024:.1f} |"
+        )
+    lines += ["", "## Ours against Envoy's native filter", "",
+              "Targets: req/s ≥ 0.9× native, p99 ≤ 1.2× native.", "",
+              "| plugin | req/s ratio | p99 ratio | meets targets |", "| --- | ---: | ---: | --- |"]
+    for ours, native in pairs:
+        rr = med[ours]["rps"] / med[native]["rps"]
+        pr = med[ours]["p99"] / med[native]["p99"]
+        ok = "yes" if rr >= 0.9 and pr <= 1.2 else "no"
+        lines.append(f"| {ours} | {rr:.3f} | {pr:.3f} | {ok} |")
+    lines += ["", "## Module sizes", "", "| module | bytes |", "| --- | ---: |"]
+    for name in ("rbac", "rate-limit", "jwt-auth"):
+        path = os.path.join(plugins, f"{name}.wasm")
+        lines.append(f"| {name}.wasm | {os.path.getsize(path)} |")
+    lines += ["", "Not yet in this table: waf (against ModSecurity on nginx: see the waf plugin's bench).", ""]
+    out = args.out or os.path.join(args.root, "benches", "RESULTS.md")
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)
