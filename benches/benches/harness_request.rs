@@ -3,11 +3,17 @@
 //! header writes, `on_log`) as a plugin author's tests pay for it.
 //!
 //! Needs the release modules: `scripts/build`, then
-//! `cargo bench -p palisade-benches --bench harness_request`.
+//! `cargo bench -p palisade-benches --bench harness_request`. The waf case
+//! loads OWASP CRS 4.25 at paranoia level 1 from `../shared/crs-4.25.0`
+//! (or `$PALISADE_CRS_DIR`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use host_test_harness::clock::DEFAULT_START_NANOS;
 use host_test_harness::fixture::Request;
 use host_test_harness::{Host, Module};
+use palisade_benches::crs::crs_config;
+use palisade_benches::oidc_session;
+use palisade_benches::tokens::{HS256_JWKS, HS256_TOKEN};
 use std::path::PathBuf;
 
 fn module(name: &str) -> Module {
@@ -18,15 +24,12 @@ fn module(name: &str) -> Module {
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/build first", path.display()))
 }
 
-/// HS256 key `hs` of the jwt-auth fixtures and a token for it that expires
-/// in 2100 (`plugins/jwt-auth/fixtures/basic.yaml`).
-const HS_JWKS: &str = r#"{"keys": [{"kty": "oct", "kid": "hs", "alg": "HS256", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg"}]}"#;
-const HS_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImhzIiwidHlwIjoiSldUIn0.eyJpc3MiOiJodHRwczovL2lzc3Vlci50ZXN0Iiwic3ViIjoiYWxpY2UiLCJhdWQiOiJhcGkiLCJpYXQiOjE3NjcyMjUwMDAsImV4cCI6NDEwMjQ0NDgwMCwicm9sZXMiOlsicmVhZGVyIiwid3JpdGVyIl0sImh0dHBzOi8vZXhhbXBsZS5jb20vdGVuYW50IjoidDEifQ.389xOdWzAFs4nxirE5b6JHEsIba0q2orKdzErBW_yXc";
-
 struct Case {
     plugin: &'static str,
     config: String,
     request: Request,
+    /// A header the upstream must see (proof the plugin did its work).
+    upstream_sees: Option<(&'static str, String)>,
 }
 
 fn cases() -> Vec<Case> {
@@ -44,19 +47,46 @@ fn cases() -> Vec<Case> {
             plugin: "rbac",
             config: r#"{"policies":[{"name":"bench","action":"ALLOW","rules":[{"paths":[{"prefix":"/bench"}],"headers":[{"name":"x-team","string_match":{"exact":"ops"}}]}]}]}"#.into(),
             request: get("/bench/item", &[("x-team", "ops")]),
+            upstream_sees: None,
         },
         Case {
             plugin: "rate-limit",
             config: r#"{"response_headers":"both","rules":[{"name":"bench","key":["client_ip"],"limit":{"requests":1000000000,"per":"second"}}]}"#.into(),
             request: get("/bench/item", &[]),
+            upstream_sees: None,
         },
         Case {
             plugin: "jwt-auth",
             config: format!(
                 r#"{{"providers":{{"corp":{{"issuer":"https://issuer.test","audiences":["api"],"local_jwks":{{"inline_string":{}}}}}}},"rules":[{{"match":{{"paths":[{{"prefix":"/"}}]}},"requires":{{"provider_name":"corp"}}}}]}}"#,
-                serde_json::to_string(HS_JWKS).expect("string")
+                serde_json::to_string(HS256_JWKS).expect("string")
             ),
-            request: get("/bench/item", &[("authorization", &format!("Bearer {HS_TOKEN}"))]),
+            request: get("/bench/item", &[("authorization", &format!("Bearer {HS256_TOKEN}"))]),
+            upstream_sees: None,
+        },
+        Case {
+            plugin: "waf",
+            config: serde_json::to_string(&crs_config(1).unwrap_or_else(|e| panic!("{e}")))
+                .expect("the CRS configuration serializes"),
+            request: get(
+                "/shop/search?q=running+shoes+size+42&page=2&sort=price_asc",
+                &[("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"), ("accept", "text/html")],
+            ),
+            upstream_sees: None,
+        },
+        Case {
+            plugin: "oidc",
+            config: oidc_session::config_json(),
+            // The session started when the host's virtual clock starts (it
+            // does not move while benching), so it stays valid.
+            request: get(
+                "/bench/item",
+                &[("cookie", &oidc_session::session_cookie(DEFAULT_START_NANOS / 1_000_000_000))],
+            ),
+            upstream_sees: Some((
+                "authorization",
+                format!("Bearer {}", oidc_session::ACCESS_TOKEN),
+            )),
         },
     ]
 }
@@ -75,6 +105,19 @@ fn one_request(c: &mut Criterion) {
             "{}: the bench request must be allowed: {:?}",
             case.plugin, out
         );
+        if let Some((name, value)) = &case.upstream_sees {
+            let seen = out
+                .upstream
+                .as_ref()
+                .and_then(|u| u.headers.iter().find(|(n, _)| n == name))
+                .map(|(_, v)| v.as_str());
+            assert_eq!(
+                seen,
+                Some(value.as_str()),
+                "{}: upstream {name}",
+                case.plugin
+            );
+        }
         g.bench_function(case.plugin, |b| {
             b.iter(|| host.send(&case.request).expect("request runs"))
         });

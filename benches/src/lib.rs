@@ -1,5 +1,14 @@
 //! Shared inputs for Palisade's benchmarks: realistic request views, so every
-//! bench measures the same traffic.
+//! bench measures the same traffic, and the plugin inputs more than one
+//! bench needs.
+//!
+//! - [`crs`]: the OWASP CRS configuration the waf benches load;
+//! - [`oidc_session`]: an oidc configuration and a sealed session cookie;
+//! - [`tokens`]: the jwt-auth fixtures' HS256 key set and token.
+
+pub mod crs;
+pub mod oidc_session;
+pub mod tokens;
 
 use sdk_ext::RequestView;
 
