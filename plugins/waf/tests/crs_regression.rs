@@ -19,12 +19,11 @@
 
 mod ftw;
 
-use ftw::{all_tests, build_input, compile_crs, expectations, reflect};
+use ftw::{all_tests, build_input, compile_crs, expectations};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use waf::body::BodyLimits;
-use waf::{Mode, Request, Transaction, Waf};
+use waf::{Mode, Waf};
 
 enum Outcome {
     Pass,
@@ -57,31 +56,7 @@ fn run_stage(waf: &Waf, stage: &Value) -> Outcome {
         Ok(i) => i,
         Err(e) => return Outcome::Skip(e),
     };
-    let limits = BodyLimits::default();
-    let mut req = Request::new(&inp.method, &inp.uri, &inp.version, inp.headers, limits);
-    req.remote_addr = "127.0.0.1".into();
-    req.unique_id = "aBcDeF0123456789".into();
-    req.set_body(inp.body, 1024 * 1024);
-    let reflected = reflect(&inp.uri, &req.body);
-    let mut tx = Transaction::new(
-        std::sync::Arc::clone(&waf.rules),
-        req,
-        waf.engine_mode(),
-        limits,
-    );
-    tx.process_request_headers();
-    tx.process_request_body();
-    let (status, headers, body) = reflected.unwrap_or_else(|| {
-        (
-            200,
-            vec![("Content-Type".into(), "text/html".into())],
-            Vec::new(),
-        )
-    });
-    tx.process_response_headers(status, "HTTP/1.1", headers);
-    tx.process_response_body(body);
-    tx.process_logging();
-    let logged = tx.logged_ids();
+    let logged = ftw::native_logged_ids(waf, inp);
     let (missing, unexpected) = ftw::compare(&expect, &no_expect, &logged);
     if missing.is_empty() && unexpected.is_empty() {
         Outcome::Pass

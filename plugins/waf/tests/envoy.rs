@@ -147,59 +147,6 @@ fn shipped_example_validates() {
     assert_eq!(waf.rules.rules.len(), 3);
 }
 
-/// The fixture request for a CRS test input, when the harness client can
-/// send it as go-ftw would (plain methods, printable URI, text body).
-fn as_fixture(input: &ftw::Input) -> Option<Request> {
-    let printable = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
-    if !matches!(
-        input.method.as_str(),
-        "GET" | "POST" | "PUT" | "HEAD" | "OPTIONS"
-    ) || input.version != "HTTP/1.1"
-        || !input.uri.starts_with('/')
-        || !printable(&input.uri)
-    {
-        return None;
-    }
-    let mut authority = "localhost".to_string();
-    let mut headers = Vec::new();
-    for (k, v) in &input.headers {
-        let lk = k.to_ascii_lowercase();
-        if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || !v.is_ascii() {
-            return None;
-        }
-        match lk.as_str() {
-            "host" => authority = v.clone(),
-            "content-length" | "connection" | "transfer-encoding" | "expect" => {}
-            _ => headers.push((lk, v.clone())),
-        }
-    }
-    let body = String::from_utf8(input.body.clone()).ok()?;
-    Some(Request {
-        method: input.method.clone(),
-        path: input.uri.clone(),
-        authority,
-        headers,
-        body: (!body.is_empty()).then_some(body),
-        source: None,
-    })
-}
-
-/// Rule ids in the audit lines logged after `from` bytes of Envoy's log.
-fn logged_ids(log: &str, from: usize) -> Vec<u32> {
-    let mut ids = Vec::new();
-    for line in log.get(from..).unwrap_or("").lines() {
-        let Some(start) = line.find(r#"{"plugin":"waf""#) else {
-            continue;
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(line.get(start..).unwrap_or("")).unwrap_or_default();
-        if let Some(list) = v["rule_ids"].as_array() {
-            ids.extend(list.iter().filter_map(|i| i.as_u64()).map(|i| i as u32));
-        }
-    }
-    ids
-}
-
 /// Every 25th request-phase CRS test the client can send, through Envoy in
 /// detection-only mode: the rule ids in the audit line must meet the
 /// test's `expect_ids` / `no_expect_ids`.
@@ -213,18 +160,12 @@ fn crs_sample_through_envoy() {
     let (mut passed, mut failed) = (0u32, Vec::new());
     let mut candidates = 0usize;
     for (family, label, stages) in ftw::all_tests() {
-        if !family.starts_with("REQUEST-") || stages.len() != 1 {
-            continue;
-        }
-        let stage = stages[0].get("stage").unwrap_or(&stages[0]);
-        let (expect, no_expect) = ftw::expectations(stage);
-        if (expect.is_empty() && no_expect.is_empty()) || expect.iter().any(|&i| i >= 950000) {
-            continue;
-        }
-        let Some(req) = stage
-            .get("input")
-            .and_then(|i| ftw::build_input(i).ok())
-            .and_then(|i| as_fixture(&i))
+        let Ok(ftw::FixtureCase {
+            request: req,
+            expect,
+            no_expect,
+            ..
+        }) = ftw::fixture_case(&family, &stages)
         else {
             continue;
         };
@@ -240,7 +181,7 @@ fn crs_sample_through_envoy() {
                 continue;
             }
         };
-        let logged = logged_ids(&proxy.log(), before);
+        let logged = ftw::logged_ids(&proxy.log(), before);
         let (missing, unexpected) = ftw::compare(&expect, &no_expect, &logged);
         if missing.is_empty() && unexpected.is_empty() {
             passed += 1;

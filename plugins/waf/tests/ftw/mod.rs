@@ -1,12 +1,16 @@
 //! go-ftw's test format: loading CRS's regression YAML and building the
-//! request each test sends, shared by the native and the Envoy runners.
+//! request each test sends, shared by the native, the harness and the
+//! Envoy runners.
 
 #![allow(dead_code)] // each test binary uses part of it
 
+use host_test_harness::fixture::Request as FixtureRequest;
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
+use waf::body::BodyLimits;
 use waf::compile::{compile, CompileOptions};
 use waf::config::{Mode, WafConfig};
+use waf::{Transaction, Waf};
 
 pub const SETUP_900005: &str = r#"SecAction "id:900005,\
   phase:1,\
@@ -341,4 +345,203 @@ pub fn compare(expect: &[u32], no_expect: &[u32], logged: &[u32]) -> (Vec<u32>, 
         .filter(|i| logged.contains(i))
         .collect();
     (missing, unexpected)
+}
+
+/// Runs `input` through phases 1-5 of the native engine (answering
+/// `POST /reflect` like albedo) and returns the ids of the rules it logged.
+pub fn native_logged_ids(waf: &Waf, input: Input) -> Vec<u32> {
+    let limits = BodyLimits::default();
+    let mut req = waf::Request::new(
+        &input.method,
+        &input.uri,
+        &input.version,
+        input.headers,
+        limits,
+    );
+    req.remote_addr = "127.0.0.1".into();
+    req.unique_id = "aBcDeF0123456789".into();
+    req.set_body(input.body, 1024 * 1024);
+    let reflected = reflect(&input.uri, &req.body);
+    let mut tx = Transaction::new(
+        std::sync::Arc::clone(&waf.rules),
+        req,
+        waf.engine_mode(),
+        limits,
+    );
+    tx.process_request_headers();
+    tx.process_request_body();
+    let (status, headers, body) = reflected.unwrap_or_else(|| {
+        (
+            200,
+            vec![("Content-Type".into(), "text/html".into())],
+            Vec::new(),
+        )
+    });
+    tx.process_response_headers(status, "HTTP/1.1", headers);
+    tx.process_response_body(body);
+    tx.process_logging();
+    tx.logged_ids()
+}
+
+/// The fixture request for a CRS test input, when the harness and Envoy
+/// clients can send it as go-ftw would (plain methods, HTTP/1.1, printable
+/// URI, the same framing, token header names, ASCII header values, UTF-8
+/// body); otherwise what they cannot express.
+pub fn as_fixture(input: &Input) -> Result<FixtureRequest, String> {
+    let printable = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
+    if !matches!(
+        input.method.as_str(),
+        "GET" | "POST" | "PUT" | "HEAD" | "OPTIONS"
+    ) {
+        return Err(format!(
+            "method {:?} is not sent by the client",
+            input.method
+        ));
+    }
+    if input.version != "HTTP/1.1" {
+        return Err(format!("version {:?} is not HTTP/1.1", input.version));
+    }
+    if !input.uri.starts_with('/') || !printable(&input.uri) {
+        return Err("URI is not origin-form printable ASCII".to_string());
+    }
+    if let Some(why) = framing_difference(input) {
+        return Err(why);
+    }
+    let mut authority = "localhost".to_string();
+    let mut headers = Vec::new();
+    for (k, v) in &input.headers {
+        let lk = k.to_ascii_lowercase();
+        if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(format!("header name {k:?} is not a plain token"));
+        }
+        if !v.is_ascii() {
+            return Err(format!("header {k} has non-ASCII bytes"));
+        }
+        match lk.as_str() {
+            "host" => authority = v.clone(),
+            "connection" => {}
+            _ => headers.push((lk, v.clone())),
+        }
+    }
+    let body =
+        String::from_utf8(input.body.clone()).map_err(|_| "body is not UTF-8".to_string())?;
+    Ok(FixtureRequest {
+        method: input.method.clone(),
+        path: input.uri.clone(),
+        authority,
+        headers,
+        body: (!body.is_empty()).then_some(body),
+        ..Default::default()
+    })
+}
+
+/// Why the framing and hop-by-hop headers a test sends differ from the
+/// ones the clients and the proxy produce, if they do: `content-length`
+/// must match the body (and be there when it is not empty; it is sent
+/// as is), and there must be no `transfer-encoding`, `expect` or
+/// `connection` other than go-ftw's `close` (the proxy consumes it; the
+/// fixture request leaves it out).
+fn framing_difference(input: &Input) -> Option<String> {
+    let header = |name: &str| {
+        input
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    for name in ["transfer-encoding", "expect"] {
+        if let Some(v) = header(name) {
+            return Some(format!(
+                "sends {name}: {v}, which the client and proxy handle"
+            ));
+        }
+    }
+    if let Some(v) = header("connection").filter(|v| !v.eq_ignore_ascii_case("close")) {
+        return Some(format!(
+            "sends connection: {v}, a hop-by-hop header the proxy removes"
+        ));
+    }
+    let length = input.body.len();
+    match header("content-length") {
+        Some(v) if v.trim() != length.to_string() => Some(format!(
+            "sends content-length: {v} with a {length}-byte body"
+        )),
+        None if length > 0 => Some(format!(
+            "sends a {length}-byte body without content-length; the client adds it"
+        )),
+        _ => None,
+    }
+}
+
+/// A CRS test one fixture request expresses: a single request-phase stage
+/// whose expectations the filter's audit line can show.
+pub struct FixtureCase {
+    /// The request as go-ftw sends it (for the native engine).
+    pub input: Input,
+    /// The same request for the harness and Envoy clients.
+    pub request: FixtureRequest,
+    /// Rule ids that must be logged.
+    pub expect: Vec<u32>,
+    /// Rule ids that must not be logged.
+    pub no_expect: Vec<u32>,
+}
+
+/// The fixture case for a test of rule file `family`, or why a fixture
+/// request and the detection-only audit line (written after the request
+/// phases) cannot express it.
+pub fn fixture_case(family: &str, stages: &[Value]) -> Result<FixtureCase, String> {
+    if !family.starts_with("REQUEST-") {
+        return Err(
+            "tests response rules, which the request-phase audit line does not show".into(),
+        );
+    }
+    let [stage] = stages else {
+        return Err(format!(
+            "has {} stages (a fixture request is one)",
+            stages.len()
+        ));
+    };
+    let stage = stage.get("stage").unwrap_or(stage);
+    let (expect, no_expect) = expectations(stage);
+    if expect.is_empty() && no_expect.is_empty() {
+        return Err("has no rule-id expectations".into());
+    }
+    if expect.iter().any(|&i| i >= 950000) {
+        return Err("expects a response or correlation rule (95xxxx)".into());
+    }
+    let input = build_input(stage.get("input").ok_or("stage without input")?)?;
+    let request = as_fixture(&input)?;
+    Ok(FixtureCase {
+        input,
+        request,
+        expect,
+        no_expect,
+    })
+}
+
+/// Rule ids in one line when it is the WAF's audit line, else none.
+pub fn audit_ids(line: &str) -> Vec<u32> {
+    let Some(start) = line.find(r#"{"plugin":"waf""#) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(line.get(start..).unwrap_or("")).unwrap_or_default();
+    v["rule_ids"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|i| i.as_u64())
+                .map(|i| i as u32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Rule ids in the audit lines logged after `from` bytes of Envoy's log.
+pub fn logged_ids(log: &str, from: usize) -> Vec<u32> {
+    log.get(from..)
+        .unwrap_or("")
+        .lines()
+        .flat_map(audit_ids)
+        .collect()
 }
