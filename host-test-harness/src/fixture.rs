@@ -51,6 +51,16 @@
 //!     grpc: { status: 14, message: unavailable }   # or status 0 + body_hex
 //! ```
 //!
+//! A file whose plugin depends on how Envoy's HTTP connection manager is
+//! deployed says so; both runners then emulate or configure it (the default
+//! is Envoy's default):
+//!
+//! ```yaml
+//! connection_manager:
+//!   use_remote_address: true                          # default false
+//!   forward_client_cert_details: ALWAYS_FORWARD_ONLY  # default SANITIZE
+//! ```
+//!
 //! Only gRPC *failures* with status 14 (`UNAVAILABLE`, the cluster's
 //! upstream refuses connections) can be reproduced in Envoy; a file with any
 //! other gRPC answer runs in the harness only.
@@ -85,12 +95,51 @@ pub struct FixtureFile {
     /// Answers to the plugin's http and gRPC calls, by cluster name.
     #[serde(default)]
     pub callouts: BTreeMap<String, Callout>,
+    /// Envoy HTTP connection manager settings both runners apply; `None`
+    /// is Envoy's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_manager: Option<ConnectionManagerSettings>,
     /// Request cases, run in order on one plugin instance.
     #[serde(default)]
     pub cases: Vec<Case>,
     /// Where the file was read from (not part of the YAML).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// The fixture's `connection_manager:` section: the two settings of Envoy's
+/// HTTP connection manager that change what a filter sees.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionManagerSettings {
+    /// Envoy's `use_remote_address`.
+    #[serde(default)]
+    pub use_remote_address: bool,
+    /// Envoy's `forward_client_cert_details` (the two values that matter
+    /// on a plain-HTTP listener).
+    #[serde(default)]
+    pub forward_client_cert_details: ForwardClientCertDetails,
+}
+
+/// Envoy's `forward_client_cert_details` on a plain-HTTP listener.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ForwardClientCertDetails {
+    /// A client's `x-forwarded-client-cert` is removed (Envoy's default).
+    #[default]
+    Sanitize,
+    /// A client's `x-forwarded-client-cert` is passed on unchanged.
+    AlwaysForwardOnly,
+}
+
+impl From<ConnectionManagerSettings> for crate::host::ConnectionManager {
+    fn from(s: ConnectionManagerSettings) -> Self {
+        crate::host::ConnectionManager {
+            use_remote_address: s.use_remote_address,
+            forward_client_cert: s.forward_client_cert_details
+                == ForwardClientCertDetails::AlwaysForwardOnly,
+        }
+    }
 }
 
 /// How a callout cluster answers every call made to it: give exactly one
@@ -570,6 +619,27 @@ cases:
     fn refuses_unknown_fields() {
         let err = FixtureFile::parse("name: x\ncases: []\nbogus: 1\n").unwrap_err();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn connection_manager_settings_parse_and_refuse_other_values() {
+        let f = FixtureFile::parse(
+            "name: x\nconnection_manager:\n  use_remote_address: true\n  \
+             forward_client_cert_details: ALWAYS_FORWARD_ONLY\nconfig_error: f\n",
+        )
+        .unwrap();
+        let cm: crate::host::ConnectionManager = f.connection_manager.unwrap().into();
+        assert!(cm.use_remote_address && cm.forward_client_cert);
+        let f = FixtureFile::parse("name: x\nconnection_manager: {}\nconfig_error: f\n").unwrap();
+        assert_eq!(
+            crate::host::ConnectionManager::from(f.connection_manager.unwrap()),
+            crate::host::ConnectionManager::default()
+        );
+        let err = FixtureFile::parse(
+            "name: x\nconnection_manager: {forward_client_cert_details: APPEND_FORWARD}\nconfig_error: f\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("APPEND_FORWARD"), "{err}");
     }
 
     #[test]

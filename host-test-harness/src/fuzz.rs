@@ -322,6 +322,7 @@ pub fn reproducer(config: &serde_json::Value, trap: &Trap) -> String {
         config: config.clone(),
         config_error: None,
         callouts: BTreeMap::new(),
+        connection_manager: None,
         cases: vec![crate::fixture::Case {
             name: "does not trap".to_string(),
             request: trap.request.clone(),

@@ -591,12 +591,23 @@ impl Host {
             let ip = request.source.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
             let port = 32768 + (w.random_u64() % 28000) as u16;
             if cm.use_remote_address {
+                // Envoy quirk: a peer at exactly 127.0.0.1 (or ::1) is
+                // appended as the proxy's own address; and with no
+                // internal_address_config no peer is internal, so every
+                // request gets x-envoy-external-address.
+                let appended = if crate::local_address::is_envoy_loopback(ip) {
+                    crate::local_address::local_address(ip)
+                } else {
+                    ip
+                };
                 let xff = match h.get("x-forwarded-for") {
-                    Some(v) => format!("{v},{ip}"),
-                    None => ip.to_string(),
+                    Some(v) => format!("{v},{appended}"),
+                    None => appended.to_string(),
                 };
                 h.remove("x-forwarded-for");
                 h.add("x-forwarded-for", &xff);
+                h.remove("x-envoy-external-address");
+                h.add("x-envoy-external-address", &ip.to_string());
             }
             // Envoy quirk: without use_remote_address (the default) the
             // downstream remote address is the last X-Forwarded-For entry

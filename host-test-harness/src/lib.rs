@@ -20,6 +20,7 @@ pub mod grpc_call;
 pub mod headers;
 pub mod host;
 pub mod http_call;
+mod local_address;
 pub mod log;
 mod memory;
 pub mod metrics;

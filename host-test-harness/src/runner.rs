@@ -54,7 +54,11 @@ pub fn run_file(module: &Module, file: &FixtureFile) -> FileReport {
 /// configuration bytes: use it for chains, clusters, http responders or
 /// properties the module needs.
 pub fn run_file_with(file: &FixtureFile, builder: impl Fn(Vec<u8>) -> HostBuilder) -> FileReport {
-    let built = with_callouts(builder(file.config_bytes()), file).build();
+    let mut builder = builder(file.config_bytes());
+    if let Some(settings) = file.connection_manager {
+        builder = builder.connection_manager(settings.into());
+    }
+    let built = with_callouts(builder, file).build();
     let mut report = FileReport {
         name: file.name.clone(),
         runner: RUNNER_NAME.to_string(),

@@ -3,6 +3,7 @@
 //! filters (V8, `fail_open: false`) and then the router to the cluster
 //! `upstream`, plus extra clusters for plugins' `http_call`/`grpc_call`.
 
+use crate::host::ConnectionManager;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -127,6 +128,9 @@ pub struct Bootstrap {
     pub upstream: SocketAddr,
     /// Further clusters.
     pub clusters: Vec<ExtraCluster>,
+    /// The listener's `use_remote_address` and
+    /// `forward_client_cert_details` (default: Envoy's defaults).
+    pub connection_manager: ConnectionManager,
 }
 
 impl Bootstrap {
@@ -136,6 +140,7 @@ impl Bootstrap {
             filters,
             upstream,
             clusters: Vec::new(),
+            connection_manager: ConnectionManager::default(),
         }
     }
 
@@ -171,6 +176,25 @@ impl Bootstrap {
                 .iter()
                 .map(|c| cluster(&c.name, &c.host, c.port, c.http2)),
         );
+        let mut hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": LISTENER_NAME,
+            "route_config": { "virtual_hosts": [{
+                "name": "all",
+                "domains": ["*"],
+                "routes": [{
+                    "match": { "prefix": "/" },
+                    "route": { "cluster": UPSTREAM_CLUSTER },
+                }],
+            }]},
+            "http_filters": http_filters,
+        });
+        if self.connection_manager.use_remote_address {
+            hcm["use_remote_address"] = json!(true);
+        }
+        if self.connection_manager.forward_client_cert {
+            hcm["forward_client_cert_details"] = json!("ALWAYS_FORWARD_ONLY");
+        }
         json!({
             "admin": { "address": loopback(0) },
             "static_resources": {
@@ -179,19 +203,7 @@ impl Bootstrap {
                     "address": loopback(0),
                     "filter_chains": [{ "filters": [{
                         "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                            "stat_prefix": LISTENER_NAME,
-                            "route_config": { "virtual_hosts": [{
-                                "name": "all",
-                                "domains": ["*"],
-                                "routes": [{
-                                    "match": { "prefix": "/" },
-                                    "route": { "cluster": UPSTREAM_CLUSTER },
-                                }],
-                            }]},
-                            "http_filters": http_filters,
-                        },
+                        "typed_config": hcm,
                     }]}],
                 }],
                 "clusters": clusters,
@@ -271,6 +283,29 @@ mod tests {
         let second = &hcm["http_filters"][1]["typed_config"]["config"];
         assert_eq!(second["root_id"], "b");
         assert_eq!(second["vm_config"]["vm_id"], "shared");
+    }
+
+    #[test]
+    fn connection_manager_settings_reach_the_listener_only_when_set() {
+        let hcm = |b: &Bootstrap| {
+            b.to_json()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"]
+                .clone()
+        };
+        let default = hcm(&sample());
+        assert!(default.get("use_remote_address").is_none(), "{default}");
+        assert!(
+            default.get("forward_client_cert_details").is_none(),
+            "{default}"
+        );
+        let mut b = sample();
+        b.connection_manager = ConnectionManager {
+            use_remote_address: true,
+            forward_client_cert: true,
+        };
+        let set = hcm(&b);
+        assert_eq!(set["use_remote_address"], true);
+        assert_eq!(set["forward_client_cert_details"], "ALWAYS_FORWARD_ONLY");
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn start(
         EchoUpstream::start().map_err(|e| EnvoyError::io("starting the echo upstream", e))?;
     let mut bootstrap = Bootstrap::new(filters, upstream.addr());
     bootstrap.clusters = clusters.to_vec();
+    bootstrap.connection_manager = file.connection_manager.map(Into::into).unwrap_or_default();
     let mut servers = vec![upstream];
     for (name, callout) in &file.callouts {
         bootstrap
