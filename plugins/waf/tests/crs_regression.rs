@@ -1,6 +1,6 @@
 //! The CRS regression suite (ftw YAML) against the native engine.
 //!
-//! `cargo test -p waf --release --test crs_regression -- --ignored --nocapture`
+//! `cargo test -p waf --test crs_regression -- --ignored --nocapture` (add `--release` for ~3 s)
 //!
 //! Reads `../shared/crs-4.25.0` (relative to the repository root), loads CRS
 //! with `crs-setup.conf.example` plus rule 900005 from the suite's README
@@ -151,7 +151,7 @@ fn assert_target(r: &Report) {
 }
 
 #[test]
-#[ignore = "the whole CRS suite; run in release by scripts/test (about 15 s, see the crate README)"]
+#[ignore = "the whole CRS suite (about 15 s in a debug build); run by scripts/test"]
 fn crs_regression_suite() {
     let r = run_suite(1);
     assert_target(&r);
