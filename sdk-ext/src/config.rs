@@ -47,6 +47,25 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Checks a configured name (a policy, rule, provider or consumer name): 1
+/// to `max_len` ASCII letters, digits, `-`, `_` or `.`, so it is safe in
+/// metric names and log lines. `what` names it in the error, e.g.
+/// `"rule name"`.
+pub fn check_name(name: &str, what: &str, max_len: usize) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= max_len
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} {name:?}: use 1 to {max_len} letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
 /// Parses JSON configuration bytes into `T`, naming the failing path.
 ///
 /// An empty configuration is refused: every Palisade plugin needs one, and
@@ -120,6 +139,21 @@ impl fmt::Display for FieldPath {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn names_are_checked_with_their_kind_and_limit_in_the_error() {
+        assert_eq!(check_name("api-v1.read_all", "rule name", 64), Ok(()));
+        let e = check_name("", "rule name", 64).unwrap_err();
+        assert_eq!(
+            e,
+            "invalid rule name \"\": use 1 to 64 letters, digits, '-', '_' or '.'"
+        );
+        assert!(check_name("a b", "name", 64).is_err());
+        assert!(check_name(&"a".repeat(129), "policy name", 128)
+            .unwrap_err()
+            .contains("1 to 128"));
+        assert_eq!(check_name(&"a".repeat(128), "policy name", 128), Ok(()));
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -23,7 +23,7 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// Decodes `%XX` and `+`; `None` for a bad escape or non-UTF-8 result.
+/// Decodes percent escapes and `+`; `None` for a bad escape or non-UTF-8 result.
 pub fn decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -210,17 +210,8 @@ impl RuleName {
 impl<'de> Deserialize<'de> for RuleName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if ok {
-            Ok(RuleName(s))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "invalid rule name {s:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-            )))
-        }
+        sdk_ext::config::check_name(&s, "rule name", 64).map_err(serde::de::Error::custom)?;
+        Ok(RuleName(s))
     }
 }
 

@@ -144,17 +144,8 @@ impl PolicyName {
 impl<'de> Deserialize<'de> for PolicyName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let ok = !s.is_empty()
-            && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if ok {
-            Ok(PolicyName(s))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "invalid policy name {s:?}: use 1 to 128 letters, digits, '-', '_' or '.'"
-            )))
-        }
+        sdk_ext::config::check_name(&s, "policy name", 128).map_err(serde::de::Error::custom)?;
+        Ok(PolicyName(s))
     }
 }
 

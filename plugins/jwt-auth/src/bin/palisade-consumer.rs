@@ -47,16 +47,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         return Err(format!("unknown mode {mode:?}"));
     }
     let name = args.next().ok_or("missing consumer name")?;
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !valid {
-        return Err(format!(
-            "invalid consumer name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-        ));
-    }
+    sdk_ext::config::check_name(&name, "consumer name", 64)?;
     let mut groups = Vec::new();
     let mut attributes = Map::new();
     let mut cost = DEFAULT_COST;

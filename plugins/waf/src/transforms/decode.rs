@@ -31,7 +31,8 @@ fn unicode_to_byte(code: u32) -> u8 {
     }
 }
 
-/// `%XX` and `+`; with `uni`, also `%uXXXX`.
+/// Percent escapes (`%` and two hex digits) and `+`; with `uni`, also
+/// `%u` and four hex digits.
 pub fn url_decode(input: &[u8], uni: bool) -> Cow<'_, [u8]> {
     if !input.iter().any(|&b| b == b'%' || b == b'+') {
         return Cow::Borrowed(input);

@@ -18,9 +18,9 @@ pub enum Transform {
     Lowercase,
     /// ASCII upper case.
     Uppercase,
-    /// `%XX`, `+`; invalid sequences kept.
+    /// Percent escapes and `+`; invalid sequences kept.
     UrlDecode,
-    /// `%XX`, `%uXXXX`, `+`.
+    /// Percent escapes, `%u` plus four hex digits, and `+`.
     UrlDecodeUni,
     /// JavaScript escapes.
     JsDecode,
