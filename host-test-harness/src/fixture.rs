@@ -49,6 +49,13 @@
 //!     http: { status: 200, headers: [[content-type, text/plain]], body: "ok" }
 //!   rls:                       # proxy_grpc_call to cluster "rls"
 //!     grpc: { status: 14, message: unavailable }   # or status 0 + body_hex
+//!   grpc-echo:                 # proxy_grpc_stream to cluster "grpc-echo"
+//!     grpc_stream:
+//!       initial_metadata: [[x-stream-tag, blue]]
+//!       messages: ["6f6b"]     # hex; the n-th answers the module's n-th message
+//!       trailing_metadata: [[x-stream-end, done]]
+//!       status: 0              # closes after the last message
+//!       message: ""
 //! ```
 //!
 //! A file whose plugin depends on how Envoy's HTTP connection manager is
@@ -61,9 +68,11 @@
 //!   forward_client_cert_details: ALWAYS_FORWARD_ONLY  # default SANITIZE
 //! ```
 //!
-//! Only gRPC *failures* with status 14 (`UNAVAILABLE`, the cluster's
-//! upstream refuses connections) can be reproduced in Envoy; a file with any
-//! other gRPC answer runs in the harness only.
+//! Of the `grpc` (unary call) answers only *failures* with status 14
+//! (`UNAVAILABLE`, the cluster's upstream refuses connections) can be
+//! reproduced in Envoy; a file with any other `grpc` answer runs in the
+//! harness only. `grpc_stream` answers run in both: the Envoy runner serves
+//! them from a small HTTP/2 gRPC server.
 //!
 //! The upstream in both runners is an *echo*: it answers 200 with header
 //! `x-palisade-echo: 1` and a JSON body describing the request it received
@@ -143,7 +152,7 @@ impl From<ConnectionManagerSettings> for crate::host::ConnectionManager {
 }
 
 /// How a callout cluster answers every call made to it: give exactly one
-/// of `http` or `grpc`.
+/// of `http`, `grpc` or `grpc_stream`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Callout {
@@ -153,6 +162,9 @@ pub struct Callout {
     /// A gRPC answer to `proxy_grpc_call`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcAnswer>,
+    /// How the server answers a `proxy_grpc_stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_stream: Option<GrpcStreamAnswer>,
 }
 
 /// A canned HTTP response.
@@ -192,18 +204,60 @@ pub struct GrpcAnswer {
 impl GrpcAnswer {
     /// The response message bytes, or why `body_hex` is not hex.
     pub fn body(&self) -> Result<Vec<u8>, String> {
-        let t = self.body_hex.trim();
-        if t.len() % 2 != 0 {
-            return Err(format!("body_hex has an odd length ({})", t.len()));
-        }
-        (0..t.len())
-            .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(&t[i..i + 2], 16)
-                    .map_err(|_| format!("body_hex has a non-hex pair {:?}", &t[i..i + 2]))
-            })
+        hex("body_hex", &self.body_hex)
+    }
+}
+
+/// A canned gRPC stream: the server sends `initial_metadata`, answers the
+/// module's n-th message with the n-th of `messages`, and closes with
+/// `trailing_metadata` and `status`/`message` after its last message (at
+/// once when there is none, or when the module ends its side first). See
+/// [`GrpcStreamScript`](crate::grpc_stream::GrpcStreamScript).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcStreamAnswer {
+    /// Response headers after `:status` and `content-type`.
+    #[serde(default)]
+    pub initial_metadata: Vec<(String, String)>,
+    /// Serialized response messages, in hex, one per module message.
+    #[serde(default)]
+    pub messages: Vec<String>,
+    /// Trailers after `grpc-status` and `grpc-message`.
+    #[serde(default)]
+    pub trailing_metadata: Vec<(String, String)>,
+    /// gRPC status the stream closes with (0 = OK).
+    #[serde(default)]
+    pub status: u32,
+    /// Status message (`grpc-message`).
+    #[serde(default)]
+    pub message: String,
+}
+
+impl GrpcStreamAnswer {
+    /// The response messages' bytes, or why one is not hex.
+    pub fn message_bytes(&self) -> Result<Vec<Vec<u8>>, String> {
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| hex(&format!("messages[{i}]"), m))
             .collect()
     }
+}
+
+/// Bytes written as hex in the field `field`, or why they are not.
+fn hex(field: &str, text: &str) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    if t.len() % 2 != 0 {
+        return Err(format!("{field} has an odd length ({})", t.len()));
+    }
+    (0..t.len())
+        .step_by(2)
+        .map(|i| {
+            t.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| format!("{field} has a non-hex pair at {i}"))
+        })
+        .collect()
 }
 
 /// One request and its expected outcome.
@@ -407,15 +461,19 @@ impl FixtureFile {
             return Err("a fixture file needs `cases` or `config_error`".into());
         }
         for (cluster, callout) in &file.callouts {
-            match (&callout.http, &callout.grpc) {
-                (Some(_), None) => {}
-                (None, Some(g)) => {
+            match (&callout.http, &callout.grpc, &callout.grpc_stream) {
+                (Some(_), None, None) => {}
+                (None, Some(g), None) => {
                     g.body()
                         .map_err(|e| format!("callouts.{cluster}.grpc: {e}"))?;
                 }
+                (None, None, Some(s)) => {
+                    s.message_bytes()
+                        .map_err(|e| format!("callouts.{cluster}.grpc_stream: {e}"))?;
+                }
                 _ => {
                     return Err(format!(
-                        "callouts.{cluster}: give exactly one of `http` or `grpc`"
+                        "callouts.{cluster}: give exactly one of `http`, `grpc` or `grpc_stream`"
                     ))
                 }
             }

@@ -11,7 +11,7 @@
 //! fixture's callouts say, or fail (http: reset; gRPC: `UNAVAILABLE`).
 
 use crate::fixture::{FixtureFile, Request};
-use crate::{CallResponse, GrpcResponse, HostBuilder, HostError};
+use crate::{CallResponse, GrpcResponse, GrpcStreamEvent, HostBuilder, HostError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -280,6 +280,13 @@ pub fn fuzz(
         builder()
             .http_responder(|_| Some(CallResponse::failure()))
             .grpc_responder(|_| Some(GrpcResponse::unavailable()))
+            .default_grpc_stream_responder(|s| {
+                if s.delivered.is_empty() {
+                    GrpcStreamEvent::unavailable()
+                } else {
+                    Vec::new()
+                }
+            })
             .build()
     };
     let mut host = build()?;

@@ -4,6 +4,7 @@
 
 use crate::fixture::{EchoedRequest, Outcome, Request, ECHO_HEADER};
 use crate::grpc_call::{GrpcCall, GrpcResponse};
+use crate::grpc_stream::{GrpcStream, GrpcStreamEvent};
 use crate::headers::HeaderMap;
 use crate::http_call::{CallResponse, HttpCall};
 use crate::log::{render, LogEntry};
@@ -74,6 +75,8 @@ pub enum HostError {
         pending_calls: Vec<HttpCall>,
         /// gRPC calls waiting for an answer.
         pending_grpc_calls: Vec<GrpcCall>,
+        /// gRPC streams the server side has not closed.
+        open_grpc_streams: Vec<GrpcStream>,
     },
     /// A module closed (reset) the stream with `proxy_close_stream`.
     StreamReset {
@@ -89,6 +92,11 @@ pub enum HostError {
     UnknownStream {
         /// The stream.
         stream: StreamId,
+    },
+    /// No gRPC stream the server side may still answer has this token.
+    UnknownGrpcStream {
+        /// The token.
+        token: u32,
     },
 }
 
@@ -122,6 +130,7 @@ impl fmt::Display for HostError {
                 stopped,
                 pending_calls,
                 pending_grpc_calls,
+                open_grpc_streams,
             } => {
                 write!(
                     f,
@@ -145,6 +154,20 @@ impl fmt::Display for HostError {
                         c.token, c.service, c.method, c.cluster
                     )?;
                 }
+                for s in open_grpc_streams {
+                    write!(
+                        f,
+                        "; gRPC stream {} to {}/{} on cluster {:?} is open, {} message(s) sent, \
+                         {} event(s) answered (use HostBuilder::grpc_stream_responder or \
+                         Host::respond_grpc_stream)",
+                        s.token,
+                        s.service,
+                        s.method,
+                        s.cluster,
+                        s.messages.len(),
+                        s.delivered.len()
+                    )?;
+                }
                 Ok(())
             }
             HostError::StreamReset { stream } => {
@@ -154,6 +177,11 @@ impl fmt::Display for HostError {
                 write!(f, "no pending http call has token {token}")
             }
             HostError::UnknownStream { stream } => write!(f, "no stream {}", stream.0),
+            HostError::UnknownGrpcStream { token } => write!(
+                f,
+                "no open gRPC stream has token {token}: the module never opened it, \
+                 cancelled it, or the server side already closed it"
+            ),
         }
     }
 }
@@ -194,6 +222,18 @@ impl fmt::Debug for GrpcResponder {
     }
 }
 
+/// Answers gRPC streams during [`Host::send`]: the events to deliver now.
+type GrpcStreamResponderFn = dyn Fn(&GrpcStream) -> Vec<GrpcStreamEvent> + Send + Sync;
+
+#[derive(Clone)]
+struct GrpcStreamResponder(Arc<GrpcStreamResponderFn>);
+
+impl fmt::Debug for GrpcStreamResponder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GrpcStreamResponder")
+    }
+}
+
 /// The HTTP connection manager settings the host emulates; the default is
 /// Envoy's default. They decide what filters see as `source.address` and
 /// whether a client's `x-forwarded-client-cert` reaches them.
@@ -216,6 +256,7 @@ pub struct HostBuilder {
     filters: Vec<FilterSpec>,
     responder: Option<Responder>,
     grpc_responder: Option<GrpcResponder>,
+    grpc_stream_responder: Option<GrpcStreamResponder>,
     properties: BTreeMap<Vec<u8>, Vec<u8>>,
     clusters: Vec<String>,
     start_nanos: Option<u64>,
@@ -300,6 +341,32 @@ impl HostBuilder {
         self
     }
 
+    /// Answers gRPC streams automatically during [`Host::send`] (like a
+    /// cluster whose streaming service always answers): called for every
+    /// stream the server side has not closed, it returns the events to
+    /// deliver now (none: the stream waits), e.g.
+    /// [`GrpcStreamScript::events_for`](crate::GrpcStreamScript::events_for).
+    /// The stream's cluster must exist ([`HostBuilder::cluster`]).
+    pub fn grpc_stream_responder(
+        mut self,
+        responder: impl Fn(&GrpcStream) -> Vec<GrpcStreamEvent> + Send + Sync + 'static,
+    ) -> HostBuilder {
+        self.grpc_stream_responder = Some(GrpcStreamResponder(Arc::new(responder)));
+        self
+    }
+
+    /// [`HostBuilder::grpc_stream_responder`] unless one is set already
+    /// (the fuzzer's default: a fixture's stream answers win).
+    pub(crate) fn default_grpc_stream_responder(
+        self,
+        responder: impl Fn(&GrpcStream) -> Vec<GrpcStreamEvent> + Send + Sync + 'static,
+    ) -> HostBuilder {
+        if self.grpc_stream_responder.is_some() {
+            return self;
+        }
+        self.grpc_stream_responder(responder)
+    }
+
     /// Start of the virtual wall clock, nanoseconds since the Unix epoch.
     pub fn start_time_nanos(mut self, nanos: u64) -> HostBuilder {
         self.start_nanos = Some(nanos);
@@ -358,6 +425,7 @@ impl HostBuilder {
             plugins,
             responder: self.responder,
             grpc_responder: self.grpc_responder,
+            grpc_stream_responder: self.grpc_stream_responder,
             streams: BTreeMap::new(),
             next_stream: 1,
             connection_manager: self.connection_manager,
@@ -410,6 +478,7 @@ pub struct Host {
     plugins: Vec<Plugin>,
     responder: Option<Responder>,
     grpc_responder: Option<GrpcResponder>,
+    grpc_stream_responder: Option<GrpcStreamResponder>,
     streams: BTreeMap<u64, StreamState>,
     next_stream: u64,
     connection_manager: ConnectionManager,
@@ -435,6 +504,7 @@ impl Host {
             filters: vec![FilterSpec::new(module)],
             responder: None,
             grpc_responder: None,
+            grpc_stream_responder: None,
             properties: BTreeMap::new(),
             clusters: Vec::new(),
             start_nanos: None,
@@ -513,6 +583,21 @@ impl Host {
                 }
             }
         }
+        if let Some(responder) = self.grpc_stream_responder.clone() {
+            for stream in self.grpc_streams() {
+                if stream.remote_closed {
+                    continue;
+                }
+                for event in (responder.0)(&stream) {
+                    match self.respond_grpc_stream(stream.token, event) {
+                        Ok(()) => answered = true,
+                        // The module cancelled it in a callback.
+                        Err(HostError::UnknownGrpcStream { .. }) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
         Ok(answered)
     }
 
@@ -545,6 +630,11 @@ impl Host {
                 stopped: self.stopped_filters(id),
                 pending_calls: self.pending_calls(),
                 pending_grpc_calls: self.pending_grpc_calls(),
+                open_grpc_streams: self
+                    .grpc_streams()
+                    .into_iter()
+                    .filter(|s| !s.remote_closed)
+                    .collect(),
             });
         }
         let st = self.streams.remove(&id.0).expect("checked above");
@@ -1063,6 +1153,79 @@ impl Host {
             let mut w = self.world();
             w.grpc_receive = None;
             w.status = (0, String::new());
+        }
+        r?;
+        self.settle()
+    }
+
+    /// gRPC streams the host still knows, oldest first: not cancelled and
+    /// not closed on both sides (a stream the server closed stays until the
+    /// module closes it, as in Envoy).
+    pub fn grpc_streams(&self) -> Vec<GrpcStream> {
+        self.world()
+            .grpc_streams
+            .iter()
+            .map(|s| s.stream.clone())
+            .collect()
+    }
+
+    /// Delivers one server-side event of a gRPC stream, as Envoy does, at
+    /// the plugin's root context (see [`crate::grpc_stream`]); streams then
+    /// resume as the module decided. Fails with
+    /// [`HostError::UnknownGrpcStream`] for a stream the module cancelled,
+    /// or closed on both sides, or whose server side already closed: Envoy
+    /// delivers nothing for those.
+    pub fn respond_grpc_stream(
+        &mut self,
+        token: u32,
+        event: GrpcStreamEvent,
+    ) -> Result<(), HostError> {
+        let (plugin, ctx) = {
+            let mut w = self.world();
+            let s = w
+                .grpc_streams
+                .iter_mut()
+                .find(|s| s.stream.token == token && !s.stream.remote_closed)
+                .ok_or(HostError::UnknownGrpcStream { token })?;
+            s.stream.delivered.push(event.clone());
+            if matches!(event, GrpcStreamEvent::Close { .. }) {
+                s.stream.remote_closed = true;
+            }
+            (s.plugin, s.context_id)
+        };
+        let (callback, count) = {
+            let mut w = self.world();
+            match event {
+                GrpcStreamEvent::InitialMetadata(pairs) => {
+                    let n = pairs.len();
+                    w.grpc_metadata = Some((4, HeaderMap::from_pairs(&pairs)));
+                    ("proxy_on_grpc_receive_initial_metadata", n)
+                }
+                GrpcStreamEvent::Message(message) => {
+                    let n = message.len();
+                    w.grpc_receive = Some(message);
+                    ("proxy_on_grpc_receive", n)
+                }
+                GrpcStreamEvent::TrailingMetadata(pairs) => {
+                    let n = pairs.len();
+                    w.grpc_metadata = Some((5, HeaderMap::from_pairs(&pairs)));
+                    ("proxy_on_grpc_receive_trailing_metadata", n)
+                }
+                GrpcStreamEvent::Close { status, message } => {
+                    w.status = (status, message);
+                    ("proxy_on_grpc_close", status as usize)
+                }
+            }
+        };
+        let r = self.plugins[plugin].call(callback, ctx, &[ctx as i32, token as i32, count as i32]);
+        {
+            let mut w = self.world();
+            w.grpc_metadata = None;
+            w.grpc_receive = None;
+            w.status = (0, String::new());
+            // Envoy forgets a stream closed on both sides.
+            w.grpc_streams
+                .retain(|s| !(s.stream.remote_closed && s.stream.local_closed));
         }
         r?;
         self.settle()

@@ -17,6 +17,7 @@ pub mod envoy;
 pub mod fixture;
 pub mod fuzz;
 pub mod grpc_call;
+pub mod grpc_stream;
 pub mod headers;
 pub mod host;
 pub mod http_call;
@@ -37,6 +38,7 @@ mod world;
 mod test_support;
 
 pub use grpc_call::{GrpcCall, GrpcResponse};
+pub use grpc_stream::{GrpcStream, GrpcStreamEvent, GrpcStreamScript};
 pub use host::{ConnectionManager, Host, HostBuilder, HostError};
 pub use http_call::{CallResponse, HttpCall};
 pub use log::{LogEntry, LogLevel};

@@ -1,6 +1,7 @@
 //! Runs fixture files against a module in the harness (runner `harness`).
 
 use crate::fixture::{check, Callout, CaseReport, FileReport, FixtureFile, Mismatch};
+use crate::grpc_stream::GrpcStreamScript;
 use crate::{CallResponse, GrpcResponse, Host, HostBuilder, HostError, Module};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,20 @@ pub fn with_callouts(builder: HostBuilder, file: &FixtureFile) -> HostBuilder {
     }
     let callouts: Arc<BTreeMap<String, Callout>> = Arc::new(file.callouts.clone());
     let http = Arc::clone(&callouts);
+    let scripts: BTreeMap<String, GrpcStreamScript> = file
+        .callouts
+        .iter()
+        .filter_map(|(name, c)| {
+            Some((name.clone(), GrpcStreamScript::new(c.grpc_stream.as_ref()?)))
+        })
+        .collect();
     builder
+        .grpc_stream_responder(move |stream| {
+            scripts
+                .get(&stream.cluster)
+                .map(|script| script.events_for(stream))
+                .unwrap_or_default()
+        })
         .http_responder(
             move |call| match http.get(&call.cluster).and_then(|c| c.http.as_ref()) {
                 Some(a) => {

@@ -3,6 +3,8 @@
 
 use crate::clock::VirtualClock;
 use crate::grpc_call::GrpcCall;
+use crate::grpc_stream::GrpcStream;
+use crate::headers::HeaderMap;
 use crate::http_call::{CallResponse, HttpCall};
 use crate::log::{LogEntry, LogLevel};
 use crate::metrics::Metrics;
@@ -56,6 +58,16 @@ pub(crate) struct PendingGrpcCall {
     pub context_id: u32,
 }
 
+/// A gRPC stream the host still knows (not cancelled, not closed on both
+/// sides).
+#[derive(Debug, Clone)]
+pub(crate) struct OpenGrpcStream {
+    pub stream: GrpcStream,
+    pub plugin: usize,
+    /// The root context callbacks are delivered to.
+    pub context_id: u32,
+}
+
 /// Everything shared.
 #[derive(Debug, Default)]
 pub(crate) struct World {
@@ -73,10 +85,17 @@ pub(crate) struct World {
     pub call_response: Option<CallResponse>,
     /// gRPC calls waiting for an answer.
     pub grpc_calls: Vec<PendingGrpcCall>,
-    /// Last gRPC call token handed out (call tokens are odd, as in Envoy).
+    /// Last gRPC call token handed out (5, 9, 13, ...: Envoy's callout ids).
     pub next_grpc_token: u32,
+    /// gRPC streams the host knows, oldest first.
+    pub grpc_streams: Vec<OpenGrpcStream>,
+    /// Last gRPC stream token handed out (6, 10, 14, ...).
+    pub next_grpc_stream_token: u32,
     /// The message being delivered by `proxy_on_grpc_receive` (buffer 5).
     pub grpc_receive: Option<Vec<u8>>,
+    /// The stream metadata being delivered: header map type (4 initial,
+    /// 5 trailing) and the map.
+    pub grpc_metadata: Option<(i32, HeaderMap)>,
     /// What `proxy_get_status` answers: code and message of the last
     /// failed callout, set while its callback runs.
     pub status: (u32, String),

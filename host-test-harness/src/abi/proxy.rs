@@ -3,11 +3,12 @@
 //! Every call returns a [`Status`]; a pointer outside the module's memory is
 //! `InvalidMemoryAccess`. Calls Envoy implements only for other kinds of
 //! filters or services the harness has none of answer as Envoy does without
-//! them (gRPC streams: `Unimplemented`; unknown foreign function:
-//! `NotFound`).
+//! them (unknown foreign function: `NotFound`). gRPC calls and streams are
+//! described in [`crate::grpc_call`] and [`crate::grpc_stream`].
 
 use super::Ctx;
 use crate::grpc_call::{service_target, GrpcCall, ServiceTarget};
+use crate::grpc_stream::{self, Callout, GrpcStream};
 use crate::headers::{decode_pairs, encode_pairs, HeaderMap};
 use crate::http_call::HttpCall;
 use crate::log::LogLevel;
@@ -15,7 +16,7 @@ use crate::memory::{self, Handoff};
 use crate::properties;
 use crate::status::Status;
 use crate::stream::{Direction, LocalReply, StreamData};
-use crate::world::{lock, PendingCall, PendingGrpcCall, World};
+use crate::world::{lock, OpenGrpcStream, PendingCall, PendingGrpcCall, World};
 use wasmtime::{Caller, Linker};
 
 type R = Result<(), Handoff>;
@@ -70,6 +71,15 @@ fn read_map(c: &Caller<'_, Ctx>, kind: i32) -> Result<HeaderMap, Status> {
         let r = w.call_response.as_ref().ok_or(Status::NotFound)?;
         let pairs = if kind == 6 { &r.headers } else { &r.trailers };
         return Ok(HeaderMap::from_pairs(pairs));
+    }
+    if kind == 4 || kind == 5 {
+        // Envoy reads the stream metadata from the root context, so any
+        // context of the plugin sees it while the callback runs.
+        let w = lock(&c.data().world);
+        return match &w.grpc_metadata {
+            Some((k, map)) if *k == kind => Ok(map.clone()),
+            _ => Err(Status::NotFound),
+        };
     }
     on_stream(c, |s| stream_map(s, kind).cloned())
 }
@@ -261,58 +271,183 @@ fn grpc_cluster(w: &World, service: &[u8]) -> Result<String, Status> {
     }
 }
 
+/// What `proxy_grpc_call` and `proxy_grpc_stream` both read: the
+/// `grpc_service` bytes, service, method and initial metadata.
+struct GrpcTarget {
+    service_bytes: Vec<u8>,
+    service: String,
+    method: String,
+    metadata: Vec<(String, String)>,
+}
+
+fn read_grpc_target(c: &mut Caller<'_, Ctx>, args: [i32; 8]) -> Result<GrpcTarget, Status> {
+    let [sp, ss, np, ns, mp, ms, ip, is] = args;
+    Ok(GrpcTarget {
+        service_bytes: memory::read(c, sp, ss)?,
+        service: memory::read_string(c, np, ns)?,
+        method: memory::read_string(c, mp, ms)?,
+        metadata: decode_pairs(&memory::read(c, ip, is)?).ok_or(Status::ParseFailure)?,
+    })
+}
+
+/// A gRPC call or stream the calling plugin may open.
+struct NewCallout {
+    token: u32,
+    cluster: String,
+    plugin_name: String,
+    plugin: usize,
+    /// The root context its answers go to.
+    context_id: u32,
+}
+
+/// Checks the cluster as Envoy does and hands out the next id of `kind`.
+fn new_callout(
+    w: &mut World,
+    plugin: usize,
+    service_bytes: &[u8],
+    kind: Callout,
+) -> Result<NewCallout, Status> {
+    let cluster = grpc_cluster(w, service_bytes)?;
+    let last = match kind {
+        Callout::GrpcCall => &mut w.next_grpc_token,
+        Callout::GrpcStream => &mut w.next_grpc_stream_token,
+    };
+    *last = grpc_stream::next_id(*last, kind);
+    let token = *last;
+    let (plugin_name, context_id) = caller(w, plugin);
+    Ok(NewCallout {
+        token,
+        cluster,
+        plugin_name,
+        plugin,
+        context_id,
+    })
+}
+
 fn grpc_call(c: &mut Caller<'_, Ctx>, args: [i32; 12]) -> Result<(), Status> {
     let [sp, ss, np, ns, mp, ms, ip, is, rp, rs, timeout, token_ptr] = args;
-    let service = memory::read(c, sp, ss)?;
-    let service_name = memory::read_string(c, np, ns)?;
-    let method = memory::read_string(c, mp, ms)?;
-    let metadata = decode_pairs(&memory::read(c, ip, is)?).ok_or(Status::ParseFailure)?;
+    let target = read_grpc_target(c, [sp, ss, np, ns, mp, ms, ip, is])?;
     let message = memory::read(c, rp, rs)?;
     let token = {
         let mut w = lock(&c.data().world);
-        let cluster = grpc_cluster(&w, &service)?;
-        // Call tokens are odd (stream tokens even), as in Envoy.
-        w.next_grpc_token = if w.next_grpc_token == 0 {
-            1
-        } else {
-            w.next_grpc_token.wrapping_add(2)
-        };
-        let token = w.next_grpc_token;
-        let plugin = c.data().plugin;
-        let (name, context_id) = caller(&w, plugin);
+        let n = new_callout(
+            &mut w,
+            c.data().plugin,
+            &target.service_bytes,
+            Callout::GrpcCall,
+        )?;
         w.grpc_calls.push(PendingGrpcCall {
             call: GrpcCall {
-                token,
-                plugin: name,
-                cluster,
-                service: service_name,
-                method,
-                initial_metadata: metadata,
+                token: n.token,
+                plugin: n.plugin_name,
+                cluster: n.cluster,
+                service: target.service,
+                method: target.method,
+                initial_metadata: target.metadata,
                 message,
                 timeout_ms: timeout as u32,
             },
-            plugin,
-            context_id,
+            plugin: n.plugin,
+            context_id: n.context_id,
         });
-        token
+        n.token
     };
     memory::write_u32(c, token_ptr, token)
 }
 
-/// gRPC streams: refused like Envoy refuses a call to an unknown cluster;
-/// for a known cluster the harness does not emulate streams and says so.
-fn grpc_stream(c: &mut Caller<'_, Ctx>, sp: i32, ss: i32) -> Result<(), Status> {
-    let service = memory::read(c, sp, ss)?;
+/// `proxy_grpc_stream`: opens a stream for the plugin's root context.
+fn grpc_stream(c: &mut Caller<'_, Ctx>, args: [i32; 9]) -> Result<(), Status> {
+    let [sp, ss, np, ns, mp, ms, ip, is, token_ptr] = args;
+    let target = read_grpc_target(c, [sp, ss, np, ns, mp, ms, ip, is])?;
+    let token = {
+        let mut w = lock(&c.data().world);
+        let n = new_callout(
+            &mut w,
+            c.data().plugin,
+            &target.service_bytes,
+            Callout::GrpcStream,
+        )?;
+        w.grpc_streams.push(OpenGrpcStream {
+            stream: GrpcStream {
+                token: n.token,
+                plugin: n.plugin_name,
+                cluster: n.cluster,
+                service: target.service,
+                method: target.method,
+                initial_metadata: target.metadata,
+                messages: Vec::new(),
+                local_closed: false,
+                remote_closed: false,
+                delivered: Vec::new(),
+            },
+            plugin: n.plugin,
+            context_id: n.context_id,
+        });
+        n.token
+    };
+    memory::write_u32(c, token_ptr, token)
+}
+
+/// The index of the calling plugin's stream `token` (`NotFound` when it
+/// has none).
+fn find_stream(w: &World, plugin: usize, token: u32) -> Result<usize, Status> {
+    w.grpc_streams
+        .iter()
+        .position(|s| s.stream.token == token && s.plugin == plugin)
+        .ok_or(Status::NotFound)
+}
+
+/// `proxy_grpc_send`: records the message; `end_of_stream` half-closes.
+fn grpc_send(
+    c: &mut Caller<'_, Ctx>,
+    token: i32,
+    mp: i32,
+    ms: i32,
+    end: i32,
+) -> Result<(), Status> {
+    let message = memory::read(c, mp, ms)?;
+    let token = token as u32;
+    if !grpc_stream::is(token, Callout::GrpcStream) {
+        return Err(Status::BadArgument);
+    }
     let plugin = c.data().plugin;
     let mut w = lock(&c.data().world);
-    grpc_cluster(&w, &service)?;
-    w.log(
-        plugin,
-        LogLevel::Error,
-        "host-test-harness: gRPC streams are not emulated (proxy_grpc_stream answers Unimplemented)"
-            .to_string(),
-    );
-    Err(Status::Unimplemented)
+    let i = find_stream(&w, plugin, token)?;
+    let s = &mut w.grpc_streams[i].stream;
+    // Envoy still answers Ok once the server closed; the message goes nowhere.
+    if !s.remote_closed && !s.local_closed {
+        s.messages.push(message);
+        s.local_closed = end != 0;
+    }
+    Ok(())
+}
+
+/// `proxy_grpc_close` (`cancel` false) and `proxy_grpc_cancel`.
+fn grpc_close(c: &Caller<'_, Ctx>, token: i32, cancel: bool) -> Result<(), Status> {
+    let token = token as u32;
+    let plugin = c.data().plugin;
+    let mut w = lock(&c.data().world);
+    if grpc_stream::is(token, Callout::GrpcCall) {
+        let i = w
+            .grpc_calls
+            .iter()
+            .position(|p| p.call.token == token && p.plugin == plugin)
+            .ok_or(Status::NotFound)?;
+        w.grpc_calls.remove(i);
+        return Ok(());
+    }
+    if !grpc_stream::is(token, Callout::GrpcStream) {
+        return Err(Status::BadArgument);
+    }
+    let i = find_stream(&w, plugin, token)?;
+    // Cancel resets the stream; close half-closes it, and it is forgotten
+    // once the server closed too.
+    if cancel || w.grpc_streams[i].stream.remote_closed {
+        w.grpc_streams.remove(i);
+    } else {
+        w.grpc_streams[i].stream.local_closed = true;
+    }
+    Ok(())
 }
 
 fn shared_get(c: &mut Caller<'_, Ctx>, kp: i32, ks: i32, rp: i32, rs: i32, cas_ptr: i32) -> R {
@@ -672,47 +807,34 @@ pub(crate) fn define(l: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         ENV,
         "proxy_grpc_stream",
         |mut c: Caller<'_, Ctx>,
-         sp: i32,
-         ss: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32|
-         -> i32 { status(grpc_stream(&mut c, sp, ss)) },
+         a: i32,
+         b: i32,
+         d: i32,
+         e: i32,
+         f: i32,
+         g: i32,
+         h: i32,
+         i: i32,
+         tp: i32|
+         -> i32 { status(grpc_stream(&mut c, [a, b, d, e, f, g, h, i, tp])) },
     )?;
     l.func_wrap(
         ENV,
         "proxy_grpc_send",
-        |_: Caller<'_, Ctx>, token: i32, _: i32, _: i32, _: i32| -> i32 {
-            // Envoy: a call token (odd) is not a stream: BadArgument; no
-            // stream is ever open in the harness: NotFound.
-            if token as u32 % 2 == 1 {
-                Status::BadArgument.code()
-            } else {
-                Status::NotFound.code()
-            }
+        |mut c: Caller<'_, Ctx>, token: i32, mp: i32, ms: i32, end: i32| -> i32 {
+            status(grpc_send(&mut c, token, mp, ms, end))
         },
     )?;
-    for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
-        l.func_wrap(ENV, name, |c: Caller<'_, Ctx>, token: i32| -> i32 {
-            let mut w = lock(&c.data().world);
-            let plugin = c.data().plugin;
-            match w
-                .grpc_calls
-                .iter()
-                .position(|p| p.call.token == token as u32 && p.plugin == plugin)
-            {
-                Some(i) => {
-                    w.grpc_calls.remove(i);
-                    Status::Ok.code()
-                }
-                None => Status::NotFound.code(),
-            }
-        })?;
-    }
+    l.func_wrap(
+        ENV,
+        "proxy_grpc_close",
+        |c: Caller<'_, Ctx>, token: i32| -> i32 { status(grpc_close(&c, token, false)) },
+    )?;
+    l.func_wrap(
+        ENV,
+        "proxy_grpc_cancel",
+        |c: Caller<'_, Ctx>, token: i32| -> i32 { status(grpc_close(&c, token, true)) },
+    )?;
     l.func_wrap(
         ENV,
         "proxy_get_status",

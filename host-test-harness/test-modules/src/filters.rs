@@ -22,6 +22,10 @@ struct Settings {
     value: String,
     write: Option<String>,
     read: bool,
+    /// `stream` mode: messages to send, one per reply (default 1).
+    sends: u32,
+    /// `stream` mode: cancel the stream at the first reply.
+    cancel: bool,
 }
 
 #[derive(Default)]
@@ -52,6 +56,11 @@ impl RootContext for Root {
             value: text("value").unwrap_or_default(),
             write: text("write"),
             read: obj.get("read").and_then(|v| v.as_bool()).unwrap_or(false),
+            sends: obj
+                .get("sends")
+                .and_then(|v| v.as_u64())
+                .map_or(1, |n| n as u32),
+            cancel: obj.get("cancel").and_then(|v| v.as_bool()).unwrap_or(false),
         };
         if self.settings.mode == "tick" {
             self.ticks = define_metric(MetricType::Counter, "ticks").ok();
@@ -83,6 +92,7 @@ impl RootContext for Root {
             "state" => Box::new(State(s)),
             "props" => Box::new(Props),
             "config" => Box::new(AddHeader(s)),
+            "stream" => Box::new(StreamCheck::new(s)),
             _ => Box::new(HttpHeaders { context_id }),
         })
     }
@@ -287,5 +297,131 @@ impl HttpContext for Props {
             self.set_http_request_header(header, Some(&value));
         }
         Action::Continue
+    }
+}
+
+/// Asks a streaming gRPC service about each request: opens a stream to
+/// cluster `grpc-echo`, sends the path (`<path>#1`), sends the next message
+/// after each reply until `sends` were sent, and decides when the server
+/// closes: a `deny` reply answers 403, a non-zero status 503, otherwise the
+/// request continues with what the stream said in `x-stream-*` headers.
+/// With `cancel`, it cancels the stream at the first reply and continues.
+struct StreamCheck {
+    settings: Settings,
+    path: String,
+    token: Option<u32>,
+    sent: u32,
+    tag: Option<String>,
+    replies: Vec<String>,
+    end: Option<String>,
+    decided: bool,
+}
+
+impl StreamCheck {
+    fn new(settings: Settings) -> StreamCheck {
+        StreamCheck {
+            settings,
+            path: String::new(),
+            token: None,
+            sent: 0,
+            tag: None,
+            replies: Vec::new(),
+            end: None,
+            decided: false,
+        }
+    }
+
+    fn send_next(&mut self, token: u32) {
+        self.sent += 1;
+        let message = format!("{}#{}", self.path, self.sent);
+        self.send_grpc_stream_message(token, Some(message.as_bytes()), false);
+    }
+
+    fn decide(&mut self, status: Option<u32>) {
+        if self.decided {
+            return;
+        }
+        self.decided = true;
+        if self.replies.iter().any(|r| r == "deny") {
+            self.send_http_response(403, vec![], Some(b"denied by stream\n"));
+            return;
+        }
+        if let Some(code) = status.filter(|c| *c != 0) {
+            let body = format!("stream closed with status {code}\n");
+            self.send_http_response(503, vec![], Some(body.as_bytes()));
+            return;
+        }
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".to_string());
+        let token = self.token.map(|t| t.to_string()).unwrap_or_default();
+        self.set_http_request_header("x-stream-replies", Some(&self.replies.join(",")));
+        self.set_http_request_header("x-stream-tag", Some(&show(&self.tag)));
+        self.set_http_request_header("x-stream-end", Some(&show(&self.end)));
+        self.set_http_request_header("x-stream-token", Some(&token));
+        self.resume_http_request();
+    }
+}
+
+fn text(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+impl Context for StreamCheck {
+    fn on_grpc_stream_initial_metadata(&mut self, token_id: u32, num_elements: u32) {
+        self.tag = text(self.get_grpc_stream_initial_metadata_value("x-stream-tag"));
+        log_at!(Info, "stream {token_id}: initial metadata ({num_elements})");
+    }
+
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        let reply = text(self.get_grpc_stream_message(0, message_size)).unwrap_or_default();
+        log_at!(Info, "stream {token_id}: message {reply}");
+        self.replies.push(reply);
+        if self.settings.cancel {
+            self.cancel_grpc_stream(token_id);
+            log_at!(Info, "stream {token_id}: cancelled");
+            self.decide(None);
+        } else if self.sent < self.settings.sends {
+            self.send_next(token_id);
+        }
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, token_id: u32, num_elements: u32) {
+        self.end = text(self.get_grpc_stream_trailing_metadata_value("x-stream-end"));
+        log_at!(
+            Info,
+            "stream {token_id}: trailing metadata ({num_elements})"
+        );
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        let (_, message) = self.get_grpc_status();
+        log_at!(
+            Info,
+            "stream {token_id}: closed with status {status_code} {}",
+            message.unwrap_or_default()
+        );
+        self.decide(Some(status_code));
+    }
+}
+
+impl HttpContext for StreamCheck {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.path = self.get_http_request_header(":path").unwrap_or_default();
+        match self.open_grpc_stream(
+            "grpc-echo",
+            "palisade.test.Echo",
+            "Chat",
+            vec![("x-stream-client", b"test-module")],
+        ) {
+            Ok(token) => {
+                self.token = Some(token);
+                self.send_next(token);
+                Action::Pause
+            }
+            Err(status) => {
+                log_at!(Error, "stream open failed: {status:?}");
+                self.send_http_response(503, vec![], Some(b"no stream service\n"));
+                Action::Pause
+            }
+        }
     }
 }

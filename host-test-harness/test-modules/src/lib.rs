@@ -1,6 +1,7 @@
 //! Proxy-Wasm filters for the harness's integration tests, written the way the
 //! proxy-wasm Rust SDK's examples are (`http_headers`, `http_body`,
-//! `http_auth_random`, `http_config`, and a tick counter).
+//! `http_auth_random`, `http_config`, a tick counter, and a gRPC stream
+//! client).
 //!
 //! One module holds them all; the plugin configuration (a JSON object) picks
 //! one with `"mode"`:
@@ -18,7 +19,13 @@
 //!   when unset);
 //! - `props`: copies `request.path`, `request.id`, `source.address` and
 //!   `plugin_name` into request headers `x-prop-*`;
-//! - `tick`: sets a 1s tick period; each tick increments counter `ticks`.
+//! - `tick`: sets a 1s tick period; each tick increments counter `ticks`;
+//! - `stream`: opens a gRPC stream to cluster `grpc-echo` per request, sends
+//!   `<path>#1` (then one message per reply until `"sends"`), and on the
+//!   server's close answers 403 for a `deny` reply, 503 for a failure, or
+//!   continues with `x-stream-replies`, `x-stream-tag` (initial metadata),
+//!   `x-stream-end` (trailers) and `x-stream-token` request headers; with
+//!   `"cancel": true` it cancels the stream at the first reply and continues.
 //!
 //! A configuration that is not such an object is refused (`on_configure`
 //! returns false) after logging `test module refuses its configuration`.
