@@ -131,19 +131,47 @@ fn run_envoy_replays_the_sdk_examples_in_real_envoy() {
         out.contains("[envoy] sdk example http_auth_random (granted)"),
         "{out}"
     );
+    // The gRPC stream fixtures, served by the runner's gRPC server.
+    for name in STREAM_FIXTURES {
+        assert!(out.contains(&format!("[envoy] {name}")), "{out}");
+    }
     assert!(!out.contains("FAIL"), "{out}");
 }
 
-fn assert_no_difference(module: &Path, fixtures: &Path) {
+/// The names of the SDK-style gRPC stream fixture files.
+const STREAM_FIXTURES: [&str; 5] = [
+    "sdk-style gRPC stream (granted)",
+    "sdk-style gRPC stream (denied)",
+    "sdk-style gRPC stream (server fails)",
+    "sdk-style gRPC stream (cancelled by the filter)",
+    "sdk-style gRPC stream (no cluster)",
+];
+
+#[test]
+fn run_replays_the_sdk_examples_in_the_harness() {
+    let (code, out) = cli(&[&"run", &test_modules(), &"--fixtures", &sdk_fixtures()]);
+    assert_eq!(code, 0, "{out}");
+    for name in STREAM_FIXTURES {
+        assert!(out.contains(&format!("[harness] {name}")), "{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+/// Runs `diff` and checks it found no difference; returns its output.
+fn assert_no_difference(module: &Path, fixtures: &Path) -> String {
     let (code, out) = cli(&[&"diff", &module, &"--fixtures", &fixtures]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(" 0 differences\n"), "{out}");
     assert!(!out.contains("error in"), "{out}");
+    out
 }
 
 #[test]
 fn diff_sdk_examples_behave_the_same_in_envoy() {
-    assert_no_difference(&test_modules(), &sdk_fixtures());
+    let out = assert_no_difference(&test_modules(), &sdk_fixtures());
+    for name in STREAM_FIXTURES {
+        assert!(out.contains(&format!("[diff] {name}: ")), "{out}");
+    }
 }
 
 #[test]

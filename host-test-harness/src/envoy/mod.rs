@@ -4,6 +4,8 @@
 //! - [`binary`]: where the Envoy binary is (`PALISADE_ENVOY`, else
 //!   `<workspace>/.venv/bin/envoy`, installed by `scripts/install-envoy`);
 //! - [`upstream`]: the echo upstream every request is routed to;
+//! - [`grpc_server`]: the HTTP/2 gRPC server behind a fixture's
+//!   `grpc_stream` callout;
 //! - [`bootstrap`]: the generated Envoy configuration (a chain of Wasm
 //!   filters, the router, the `upstream` cluster and extra clusters);
 //! - [`example`]: the placeholder convention that lets the shipped
@@ -21,6 +23,7 @@ pub mod binary;
 pub mod bootstrap;
 pub mod client;
 pub mod example;
+pub mod grpc_server;
 mod http;
 pub mod process;
 pub mod runner;
@@ -33,6 +36,7 @@ pub use binary::{envoy_binary, workspace_root};
 pub use bootstrap::{Bootstrap, ExtraCluster, WasmFilter};
 pub use client::{send, ClientError};
 pub use example::Substitutions;
+pub use grpc_server::GrpcStreamServer;
 pub use process::{validate, validate_file, Envoy, EnvoyOptions};
 pub use runner::{run_cases, run_file, run_file_with, RUNNER_NAME};
 pub use upstream::{serve_echo, EchoUpstream};

@@ -6,6 +6,7 @@
 
 use super::bootstrap::{Bootstrap, ExtraCluster, WasmFilter};
 use super::client;
+use super::grpc_server::GrpcStreamServer;
 use super::process::{Envoy, EnvoyOptions};
 use super::upstream::EchoUpstream;
 use super::EnvoyError;
@@ -88,8 +89,13 @@ pub fn run_cases(envoy: &Envoy, file: &FixtureFile) -> FileReport {
     }
 }
 
-/// The echo upstream and the callout servers of a running file.
-type Servers = Vec<EchoUpstream>;
+/// The echo upstream and the callout servers of a running file, kept
+/// running until the file's cases are done.
+#[derive(Default)]
+struct Servers {
+    http: Vec<EchoUpstream>,
+    grpc_streams: Vec<GrpcStreamServer>,
+}
 
 fn start(
     chain: &[WasmFilter],
@@ -103,7 +109,10 @@ fn start(
     let mut bootstrap = Bootstrap::new(filters, upstream.addr());
     bootstrap.clusters = clusters.to_vec();
     bootstrap.connection_manager = file.connection_manager.map(Into::into).unwrap_or_default();
-    let mut servers = vec![upstream];
+    let mut servers = Servers {
+        http: vec![upstream],
+        ..Servers::default()
+    };
     for (name, callout) in &file.callouts {
         bootstrap
             .clusters
@@ -113,8 +122,9 @@ fn start(
     Ok((servers, envoy))
 }
 
-/// The cluster serving a fixture's callout: a canned HTTP server, or for a
-/// gRPC `UNAVAILABLE` an HTTP/2 cluster whose port refuses connections.
+/// The cluster serving a fixture's callout: a canned HTTP server, a gRPC
+/// stream server playing the fixture's stream answer, or for a gRPC
+/// `UNAVAILABLE` an HTTP/2 cluster whose port refuses connections.
 fn callout_cluster(
     name: &str,
     callout: &Callout,
@@ -124,8 +134,15 @@ fn callout_cluster(
         let server = EchoUpstream::start_canned(answer.clone())
             .map_err(|e| EnvoyError::io(format!("starting callout server {name}"), e))?;
         let port = server.port();
-        servers.push(server);
+        servers.http.push(server);
         return Ok(ExtraCluster::new(name, "127.0.0.1", port));
+    }
+    if let Some(answer) = &callout.grpc_stream {
+        let server = GrpcStreamServer::start(answer)
+            .map_err(|e| EnvoyError::io(format!("starting gRPC stream server {name}"), e))?;
+        let port = server.port();
+        servers.grpc_streams.push(server);
+        return Ok(ExtraCluster::new(name, "127.0.0.1", port).http2());
     }
     match &callout.grpc {
         Some(g) if g.status == crate::grpc_call::UNAVAILABLE => {
