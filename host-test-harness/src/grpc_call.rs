@@ -11,7 +11,8 @@
 //!   a cluster name, and a cluster Envoy does not know is refused with
 //!   `ParseFailure` (not `BadArgument`: the SDK's `dispatch_grpc_call`
 //!   returns that as an error instead of panicking);
-//! - a known cluster always dispatches (`Ok` and an odd token); whether the
+//! - a known cluster always dispatches (`Ok` and a token 5, 9, 13, ...:
+//!   Envoy's callout ids, see [`crate::grpc_stream`]); whether the
 //!   service answers is only known later: success calls
 //!   `proxy_on_grpc_receive(root, token, size)` with the message readable as
 //!   buffer 5 (`GrpcReceiveBuffer`), failure calls
