@@ -36,6 +36,45 @@ pub struct HostFacts {
     pub identity: Option<VerifiedIdentity>,
 }
 
+/// Which facts beyond the request's headers a policy set reads. Each one
+/// costs the filter a host call per request (a property read), so it
+/// reads only those some rule can look at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactNeeds {
+    /// `source.address` (source and remote IPs, trusted-proxy checks).
+    pub source: bool,
+    /// The peer certificate (the workload principal).
+    pub peer: bool,
+    /// `destination.address` (destination IP and port).
+    pub destination: bool,
+    /// `connection.requested_server_name`.
+    pub sni: bool,
+    /// The verified identity (`request.auth.*`).
+    pub identity: bool,
+}
+
+impl FactNeeds {
+    /// Every fact: what decision log lines are built from.
+    pub const ALL: FactNeeds = FactNeeds {
+        source: true,
+        peer: true,
+        destination: true,
+        sni: true,
+        identity: true,
+    };
+
+    /// The facts either needs.
+    pub fn union(self, other: FactNeeds) -> FactNeeds {
+        FactNeeds {
+            source: self.source || other.source,
+            peer: self.peer || other.peer,
+            destination: self.destination || other.destination,
+            sni: self.sni || other.sni,
+            identity: self.identity || other.identity,
+        }
+    }
+}
+
 /// How the workload principal and the remote IP are found.
 #[derive(Debug, Clone, Default)]
 pub struct IdentitySources {
@@ -141,6 +180,18 @@ impl<'a> Attributes<'a> {
     /// The destination port as text (Istio compares ports as strings).
     pub fn destination_port(&self) -> Option<u16> {
         self.facts.destination.map(|d| d.port())
+    }
+}
+
+impl IdentitySources {
+    /// Facts resolving attributes needs whatever the rules read: with
+    /// trusted proxies, the peer address decides whether an XFCC header is
+    /// believed (or removed).
+    pub fn needs(&self) -> FactNeeds {
+        FactNeeds {
+            source: !self.xfcc_trusted_proxies.is_empty(),
+            ..FactNeeds::default()
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Proxy-Wasm glue: read the request view and host facts, ask the policy,
 //! log, count, act.
 
-use crate::attributes::{Attributes, HostFacts};
+use crate::attributes::{Attributes, FactNeeds, HostFacts};
 use crate::config::Action as PolicyAction;
 use crate::policy::{Evaluation, Rbac};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -149,11 +149,12 @@ struct RbacFilter {
 
 impl Context for RbacFilter {}
 
-/// Reads what the view does not hold: destination, SNI, verified identity.
-/// An unreadable identity counts as none (and is logged): rules needing
-/// one then fail, `not_` rules pass, as for an anonymous request.
-fn host_facts() -> HostFacts {
-    let identity = match host::verified_identity() {
+/// Reads the facts `needs` names that the view does not hold: destination,
+/// SNI, verified identity (each a host call, so only when some rule reads
+/// it). An unreadable identity counts as none (and is logged): rules
+/// needing one then fail, `not_` rules pass, as for an anonymous request.
+fn host_facts(needs: FactNeeds) -> HostFacts {
+    let identity = match needs.identity.then(host::verified_identity).flatten() {
         Some(Ok(id)) => Some(id),
         Some(Err(e)) => {
             host::log(
@@ -165,17 +166,67 @@ fn host_facts() -> HostFacts {
         None => None,
     };
     HostFacts {
-        destination: host::property_string(&["destination", "address"])
+        destination: needs
+            .destination
+            .then(|| host::property_string(&["destination", "address"]))
+            .flatten()
             .and_then(|s| parse_socket_address(&s)),
-        sni: host::property_string(&["connection", "requested_server_name"])
+        sni: needs
+            .sni
+            .then(|| host::property_string(&["connection", "requested_server_name"]))
+            .flatten()
             .filter(|s| !s.is_empty()),
         identity,
     }
 }
 
+/// The view's parts `needs` names.
+fn view_needs(needs: FactNeeds) -> ViewNeeds {
+    ViewNeeds {
+        source: needs.source,
+        peer: needs.peer,
+    }
+}
+
+/// Logs one JSON line per denial, audit or dry-run match. The decision read
+/// only the facts its rules need; the log line names the principal, the
+/// token's principal and the client, so the rest are read here (only for
+/// requests that are logged).
+fn log_records(loaded: &Loaded, ev: &Evaluation, view: &sdk_ext::RequestView, facts: &HostFacts) {
+    let needs = loaded.rbac.needs();
+    let write = |attrs: &Attributes<'_>| {
+        for record in loaded.rbac.records(ev, attrs) {
+            if let Ok(line) = serde_json::to_string(&record) {
+                host::log(LogLevel::Info, &line);
+            }
+        }
+    };
+    if needs == FactNeeds::ALL {
+        write(&Attributes::resolve(view, facts, loaded.rbac.sources()));
+        return;
+    }
+    let mut full_view = view.clone();
+    if !needs.source {
+        full_view.source = host::source_address();
+    }
+    if !needs.peer {
+        full_view.peer = host::peer_identity();
+    }
+    let full_facts = host_facts(FactNeeds::ALL);
+    write(&Attributes::resolve(
+        &full_view,
+        &full_facts,
+        loaded.rbac.sources(),
+    ));
+}
+
 impl HttpContext for RbacFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let view = host::request_view_with(self, ViewNeeds::ALL);
+        let needs = self
+            .loaded
+            .as_ref()
+            .map_or(FactNeeds::default(), |l| l.rbac.needs());
+        let view = host::request_view_with(self, view_needs(needs));
         let Some(loaded) = self.loaded.clone() else {
             let d = Denial::new(
                 500,
@@ -185,7 +236,7 @@ impl HttpContext for RbacFilter {
             host::send_denial(self, &d, &view.request_id);
             return Action::Pause;
         };
-        let facts = host_facts();
+        let facts = host_facts(needs);
         let attrs = Attributes::resolve(&view, &facts, loaded.rbac.sources());
         if attrs.untrusted_xfcc {
             // Not from a trusted proxy: nobody downstream may believe it.
@@ -193,10 +244,8 @@ impl HttpContext for RbacFilter {
         }
         let ev = loaded.rbac.evaluate(&attrs);
         loaded.metrics.count(&loaded.rbac, &ev);
-        for record in loaded.rbac.records(&ev, &attrs) {
-            if let Ok(line) = serde_json::to_string(&record) {
-                host::log(LogLevel::Info, &line);
-            }
+        if ev.is_logged() {
+            log_records(&loaded, &ev, &view, &facts);
         }
         if ev.decision.is_allow() {
             return Action::Continue;

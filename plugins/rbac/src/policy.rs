@@ -14,8 +14,9 @@
 //! and the *shadow* decision (the same order with dry-run policies
 //! enforced) says what would happen if they were.
 
-use crate::attributes::{Attributes, HostFacts, IdentitySources};
+use crate::attributes::{Attributes, FactNeeds, HostFacts, IdentitySources};
 use crate::config::{Action, Policy, RbacConfig};
+use crate::rule::Rule;
 use sdk_ext::config::ConfigError;
 use sdk_ext::{Denial, RequestView};
 use serde::Serialize;
@@ -38,6 +39,7 @@ pub struct Rbac {
     entries: Vec<Entry>,
     config: RbacConfig,
     sources: IdentitySources,
+    needs: FactNeeds,
 }
 
 /// A policy rule that matched: indexes into [`Rbac::entries`] and the
@@ -93,6 +95,14 @@ pub struct Evaluation {
     pub dry_run: Vec<Hit>,
     /// The decision with dry-run policies enforced, when any applies.
     pub shadow: Option<Decision>,
+}
+
+impl Evaluation {
+    /// True when [`Rbac::records`] has lines for it: a denial, an audit
+    /// match or a dry-run match.
+    pub fn is_logged(&self) -> bool {
+        !self.decision.is_allow() || !self.audits.is_empty() || !self.dry_run.is_empty()
+    }
 }
 
 /// One structured log line: a denial, an audit match or a dry-run match.
@@ -159,10 +169,16 @@ impl Rbac {
             xfcc_trusted_proxies: config.xfcc_trusted_proxies.clone(),
             num_trusted_proxies: usize::from(config.num_trusted_proxies),
         };
+        let needs = entries
+            .iter()
+            .flat_map(|e| &e.policy.rules)
+            .map(Rule::needs)
+            .fold(sources.needs(), FactNeeds::union);
         Rbac {
             entries,
             config,
             sources,
+            needs,
         }
     }
 
@@ -174,6 +190,12 @@ impl Rbac {
     /// How principals and the remote IP are found.
     pub fn sources(&self) -> &IdentitySources {
         &self.sources
+    }
+
+    /// The host facts some rule (or the identity sources) may read; the
+    /// filter reads only these for the decision.
+    pub fn needs(&self) -> FactNeeds {
+        self.needs
     }
 
     /// The team name of an entry, if it belongs to one.
@@ -350,6 +372,107 @@ mod tests {
 
     fn rbac(json: &str) -> Rbac {
         Rbac::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn reads_only_the_host_facts_some_rule_needs() {
+        let none = FactNeeds::default();
+        let paths_and_headers = r#"{"policies":[{"name":"p","action":"ALLOW","rules":[
+            {"paths":[{"prefix":"/a"}],"headers":[{"name":"x-team","string_match":{"exact":"ops"}}]},
+            {"to":[{"operation":{"methods":["GET"],"hosts":["a.local"]}}],
+             "when":[{"key":"request.headers[x-a]","values":["1"]}]}]}]}"#;
+        assert_eq!(rbac(paths_and_headers).needs(), none);
+        // The example policy set has a source_cidrs rule.
+        assert_eq!(
+            rbac(CONFIG).needs(),
+            FactNeeds {
+                source: true,
+                ..none
+            }
+        );
+        let cases = [
+            (
+                r#"{"from":[{"source":{"principals":["a"]}}]}"#,
+                FactNeeds { peer: true, ..none },
+            ),
+            (
+                r#"{"from":[{"source":{"not_namespaces":["a"]}}]}"#,
+                FactNeeds { peer: true, ..none },
+            ),
+            (
+                r#"{"from":[{"source":{"request_principals":["*"]}}]}"#,
+                FactNeeds {
+                    identity: true,
+                    ..none
+                },
+            ),
+            (
+                r#"{"from":[{"source":{"remote_ip_blocks":["10.0.0.0/8"]}}]}"#,
+                FactNeeds {
+                    source: true,
+                    ..none
+                },
+            ),
+            (
+                r#"{"to":[{"operation":{"not_ports":["8080"]}}]}"#,
+                FactNeeds {
+                    destination: true,
+                    ..none
+                },
+            ),
+            (
+                r#"{"when":[{"key":"destination.ip","values":["10.0.0.1"]}]}"#,
+                FactNeeds {
+                    destination: true,
+                    ..none
+                },
+            ),
+            (
+                r#"{"when":[{"key":"connection.sni","values":["a"]}]}"#,
+                FactNeeds { sni: true, ..none },
+            ),
+            (
+                r#"{"when":[{"key":"request.auth.claims[groups]","values":["a"]}]}"#,
+                FactNeeds {
+                    identity: true,
+                    ..none
+                },
+            ),
+            (
+                r#"{"when":[{"key":"source.namespace","values":["a"]}]}"#,
+                FactNeeds { peer: true, ..none },
+            ),
+        ];
+        for (rule, want) in cases {
+            let json =
+                format!(r#"{{"policies":[{{"name":"p","action":"DENY","rules":[{rule}]}}]}}"#);
+            assert_eq!(rbac(&json).needs(), want, "{rule}");
+        }
+        // With trusted proxies the peer address decides whether XFCC is
+        // believed or removed, whatever the rules read.
+        let trusted = r#"{"xfcc_trusted_proxies":["10.0.0.0/8"],"policies":[{"name":"p","action":"DENY","rules":[{"paths":[{"prefix":"/x"}]}]}]}"#;
+        assert_eq!(
+            rbac(trusted).needs(),
+            FactNeeds {
+                source: true,
+                ..none
+            }
+        );
+    }
+
+    #[test]
+    fn evaluations_with_log_lines_say_so() {
+        let r = rbac(CONFIG);
+        let check = |v: RequestView| {
+            let facts = HostFacts::default();
+            let ev = r.authorize(&v, &facts);
+            let a = Attributes::resolve(&v, &facts, r.sources());
+            assert_eq!(ev.is_logged(), !r.records(&ev, &a).is_empty());
+            ev.is_logged()
+        };
+        assert!(!check(req("GET", "/public/x", &[])));
+        assert!(check(req("DELETE", "/admin/x", &[])));
+        assert!(check(req("GET", "/elsewhere", &[])));
     }
 
     fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestView {

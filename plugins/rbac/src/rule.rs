@@ -14,7 +14,7 @@
 //! camelCase spellings (`notPrincipals`, `ipBlocks`) are accepted as
 //! aliases, so a policy can be pasted from Istio.
 
-use crate::attributes::Attributes;
+use crate::attributes::{Attributes, FactNeeds};
 use crate::value::{self, Patterns};
 use sdk_ext::matcher::{Cidr, HeaderMatcher, MethodSet, PathMatcher, RequestMatch, StringMatcher};
 use serde::{Deserialize, Deserializer};
@@ -221,6 +221,31 @@ impl Key {
         })
     }
 
+    /// The host fact this key reads, if any.
+    pub fn needs(&self) -> FactNeeds {
+        let none = FactNeeds::default();
+        match self {
+            Key::RequestHeader(_) => none,
+            // remote.ip falls back to the peer address.
+            Key::SourceIp | Key::RemoteIp => FactNeeds {
+                source: true,
+                ..none
+            },
+            Key::DestinationIp | Key::DestinationPort => FactNeeds {
+                destination: true,
+                ..none
+            },
+            Key::SourcePrincipal | Key::SourceNamespace => FactNeeds { peer: true, ..none },
+            Key::AuthPrincipal | Key::AuthAudiences | Key::AuthPresenter | Key::AuthClaim(_) => {
+                FactNeeds {
+                    identity: true,
+                    ..none
+                }
+            }
+            Key::ConnectionSni => FactNeeds { sni: true, ..none },
+        }
+    }
+
     fn is_ip(&self) -> bool {
         matches!(self, Key::SourceIp | Key::RemoteIp | Key::DestinationIp)
     }
@@ -416,6 +441,20 @@ impl Rule {
             || !l.source_cidrs.is_empty()
     }
 
+    /// The host facts matching this rule may read.
+    pub fn needs(&self) -> FactNeeds {
+        let legacy = FactNeeds {
+            source: !self.legacy.source_cidrs.is_empty(),
+            ..FactNeeds::default()
+        };
+        self.from
+            .iter()
+            .map(|f| f.source.needs())
+            .chain(self.to.iter().map(|t| t.operation.needs()))
+            .chain(self.when.iter().map(|c| c.key.needs()))
+            .fold(legacy, FactNeeds::union)
+    }
+
     /// True when the request matches the rule.
     pub fn matches(&self, a: &Attributes<'_>) -> bool {
         (self.from.is_empty() || self.from.iter().any(|f| f.source.matches(a)))
@@ -463,6 +502,25 @@ impl Source {
             && self.not_remote_ip_blocks.is_empty()
     }
 
+    /// The host facts this source's fields read.
+    pub fn needs(&self) -> FactNeeds {
+        FactNeeds {
+            source: !(self.ip_blocks.is_empty()
+                && self.not_ip_blocks.is_empty()
+                && self.remote_ip_blocks.is_empty()
+                && self.not_remote_ip_blocks.is_empty()),
+            peer: !(self.principals.is_empty()
+                && self.not_principals.is_empty()
+                && self.namespaces.is_empty()
+                && self.not_namespaces.is_empty()
+                && self.trust_domains.is_empty()
+                && self.not_trust_domains.is_empty()),
+            identity: !(self.request_principals.is_empty()
+                && self.not_request_principals.is_empty()),
+            ..FactNeeds::default()
+        }
+    }
+
     /// True when every field that is set matches.
     pub fn matches(&self, a: &Attributes<'_>) -> bool {
         let principal = a.principal_name.as_deref().into_iter();
@@ -493,6 +551,15 @@ impl Operation {
             && self.not_methods.is_empty()
             && self.paths.is_empty()
             && self.not_paths.is_empty()
+    }
+
+    /// The host facts this operation's fields read (ports only: hosts,
+    /// methods and paths are in the request view).
+    pub fn needs(&self) -> FactNeeds {
+        FactNeeds {
+            destination: !(self.ports.is_empty() && self.not_ports.is_empty()),
+            ..FactNeeds::default()
+        }
     }
 
     /// True when every field that is set matches.

@@ -100,13 +100,24 @@ const CONFIG: &str = r#"{"policies":[
   {"name":"no-writes","action":"DENY","rules":[{"methods":["POST"]}]},
   {"name":"public","action":"ALLOW","rules":[{"paths":[{"prefix":"/public"}]}]}]}"#;
 
+/// No rule of `CONFIG` reads the client address or the peer certificate,
+/// so the decision does not read them; the denial's log line still names
+/// both.
 #[test]
 fn denial_carries_the_request_id_and_is_logged_and_counted() {
-    let mut h = host(CONFIG).unwrap();
+    let mut h = Host::builder(module())
+        .plugin_config(CONFIG.as_bytes().to_vec())
+        .property(
+            &["connection", "uri_san_peer_certificate"],
+            "spiffe://cluster.local/ns/shop/sa/cart",
+        )
+        .build()
+        .unwrap();
     let req = Request {
         method: "POST".into(),
         path: "/public/x".into(),
         headers: vec![("x-request-id".into(), "req-42".into())],
+        source: Some("127.0.0.7".parse().unwrap()),
         ..Default::default()
     };
     let out = h.send(&req).unwrap();
@@ -122,6 +133,8 @@ fn denial_carries_the_request_id_and_is_logged_and_counted() {
     let record: serde_json::Value = serde_json::from_str(&line.message).unwrap();
     assert_eq!(record["policy"], "no-writes");
     assert_eq!(record["request_id"], "req-42");
+    assert_eq!(record["source"], "127.0.0.7");
+    assert_eq!(record["principal"], "cluster.local/ns/shop/sa/cart");
     assert_eq!(h.metric("palisade_rbac_denied"), Some(1));
     assert_eq!(h.metric("palisade_rbac_policy_no_writes_matched"), Some(1));
     assert_eq!(
