@@ -583,6 +583,7 @@ impl HttpContext for JwtFilter {
         self.view = host::request_view_with(
             self,
             ViewNeeds {
+                headers: true,
                 source: false,
                 peer: false,
             },

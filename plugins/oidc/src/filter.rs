@@ -522,6 +522,7 @@ impl HttpContext for OidcFilter {
         self.view = host::request_view_with(
             self,
             ViewNeeds {
+                headers: true,
                 source: false,
                 peer: false,
             },

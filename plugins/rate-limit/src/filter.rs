@@ -185,11 +185,10 @@ fn count(loaded: &Loaded, d: &Decision) {
 
 impl HttpContext for RateLimitFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let limiter = self.loaded.as_ref().map(|l| &l.limiter);
         let needs = ViewNeeds {
-            source: self
-                .loaded
-                .as_ref()
-                .is_some_and(|l| l.limiter.needs_source()),
+            headers: limiter.is_none_or(|l| l.needs_headers()),
+            source: limiter.is_some_and(|l| l.needs_source()),
             peer: false,
         };
         let mut view = host::request_view_with(self, needs);
@@ -226,6 +225,20 @@ impl HttpContext for RateLimitFilter {
         count(&loaded, &decision);
         match loaded.limiter.denial(&decision) {
             Some(denial) => {
+                // The decision read only what the rules need; the deny
+                // response and log line name the request.
+                if !needs.headers {
+                    let source = view.source;
+                    view = host::request_view_with(
+                        self,
+                        ViewNeeds {
+                            headers: true,
+                            source: false,
+                            peer: false,
+                        },
+                    );
+                    view.source = source;
+                }
                 if !needs.source {
                     view.source = host::source_address();
                 }

@@ -96,6 +96,28 @@ impl RateLimiter {
         &self.config.rules
     }
 
+    /// True when the decision reads the request's header map: some rule
+    /// matches on methods, paths, hosts or headers, or keys on the path, the
+    /// method, a header or (behind trusted proxies, from
+    /// `x-forwarded-for`) the client address; or a rate limit service is
+    /// asked (its descriptors are built from the request). When false the
+    /// filter skips that host call for requests it lets through.
+    pub fn needs_headers(&self) -> bool {
+        self.config.global.is_some()
+            || self.config.rules.iter().any(|r| {
+                let m = &r.matches;
+                m.methods.is_some()
+                    || !m.paths.is_empty()
+                    || !m.hosts.is_empty()
+                    || !m.headers.is_empty()
+                    || r.key.iter().any(|k| match k {
+                        KeyPart::Path | KeyPart::Method | KeyPart::Header(_) => true,
+                        KeyPart::ClientIp => self.config.trusted_xff_hops > 0,
+                        KeyPart::Consumer | KeyPart::Claim(_) => false,
+                    })
+            })
+    }
+
     /// Creates every rule's slots in shared data (call at start-up).
     pub fn create_slots(&self, store: &dyn SharedStore) -> Result<u32, StoreError> {
         let mut n = 0;
@@ -439,6 +461,44 @@ mod tests {
             .unwrap();
         assert_eq!(d.status, 503);
         assert_eq!(d.code, UNAVAILABLE_CODE);
+    }
+
+    #[test]
+    fn needs_headers_only_when_a_rule_reads_them() {
+        let needs = |rules: &str| {
+            limiter(&format!(r#"{{"rules":[{rules}]}}"#))
+                .0
+                .needs_headers()
+        };
+        let limit = r#""limit":{"requests":1,"per":"second"}"#;
+        assert!(!needs(&format!(r#"{{"name":"a",{limit}}}"#)));
+        assert!(!needs(&format!(
+            r#"{{"name":"a","key":["client_ip","consumer"],{limit}}}"#
+        )));
+        assert!(!needs(&format!(
+            r#"{{"name":"a","match":{{"source_cidrs":["10.0.0.0/8"]}},{limit}}}"#
+        )));
+        for key in [r#"["path"]"#, r#"["method"]"#, r#"[{"header":"x-tenant"}]"#] {
+            assert!(
+                needs(&format!(r#"{{"name":"a","key":{key},{limit}}}"#)),
+                "{key}"
+            );
+        }
+        for m in [
+            r#"{"methods":["GET"]}"#,
+            r#"{"paths":[{"prefix":"/a"}]}"#,
+            r#"{"hosts":[{"exact":"a"}]}"#,
+            r#"{"headers":[{"name":"x","present_match":true}]}"#,
+        ] {
+            assert!(
+                needs(&format!(r#"{{"name":"a","match":{m},{limit}}}"#)),
+                "{m}"
+            );
+        }
+        let behind_proxies = format!(
+            r#"{{"trusted_xff_hops":1,"rules":[{{"name":"a","key":["client_ip"],{limit}}}]}}"#
+        );
+        assert!(limiter(&behind_proxies).0.needs_headers());
     }
 
     #[test]

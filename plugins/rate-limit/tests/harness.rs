@@ -99,6 +99,36 @@ fn burst_refill_and_headers_per_second() {
     assert_eq!(h.metric("palisade_ratelimit_rule_fast_limited"), Some(4));
 }
 
+/// One bucket for every request: the decision reads no header, yet the
+/// denial and its log line name the request.
+#[test]
+fn a_keyless_rule_still_names_the_request_it_refuses() {
+    let mut h = host(r#"{"rules":[{"name":"all","limit":{"requests":1,"per":"minute"}}]}"#);
+    assert_eq!(get(&mut h, "/a").status, 200);
+    let refused = h
+        .send(&Request {
+            method: "PUT".into(),
+            path: "/b?x=1".into(),
+            headers: vec![("x-request-id".into(), "req-7".into())],
+            source: Some("10.0.0.9".parse().unwrap()),
+            ..Default::default()
+        })
+        .expect("no trap");
+    assert_eq!(refused.status, 429);
+    let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(body["request_id"], "req-7");
+    let line = h
+        .logs()
+        .into_iter()
+        .find(|l| l.message.contains(r#""decision":"deny""#))
+        .expect("a denial log line");
+    let record: serde_json::Value = serde_json::from_str(&line.message).unwrap();
+    assert_eq!(record["method"], "PUT");
+    assert_eq!(record["path"], "/b");
+    assert_eq!(record["source"], "10.0.0.9");
+    assert_eq!(record["request_id"], "req-7");
+}
+
 #[test]
 fn retry_after_for_minute_limits_with_burst() {
     let mut h =

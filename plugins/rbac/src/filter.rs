@@ -183,6 +183,7 @@ fn host_facts(needs: FactNeeds) -> HostFacts {
 /// The view's parts `needs` names.
 fn view_needs(needs: FactNeeds) -> ViewNeeds {
     ViewNeeds {
+        headers: true,
         source: needs.source,
         peer: needs.peer,
     }

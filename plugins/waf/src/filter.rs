@@ -197,6 +197,7 @@ impl WafFilter {
 impl HttpContext for WafFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let needs = ViewNeeds {
+            headers: true,
             source: true,
             peer: false,
         };
