@@ -82,6 +82,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self.settings.mode == "pass" {
+            return Some(Box::new(Pass));
+        }
         let s = self.settings.clone();
         Some(match s.mode.as_str() {
             "body" => Box::new(UpperBody),
@@ -101,6 +104,14 @@ impl RootContext for Root {
         Some(ContextType::HttpContext)
     }
 }
+
+/// Does nothing: every callback takes the SDK's default (continue). The
+/// Envoy load bench runs it as the floor of any Proxy-Wasm filter.
+struct Pass;
+
+impl Context for Pass {}
+
+impl HttpContext for Pass {}
 
 fn define_metric(kind: MetricType, name: &str) -> Result<u32, Status> {
     proxy_wasm::hostcalls::define_metric(kind, name)

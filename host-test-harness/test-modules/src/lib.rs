@@ -25,7 +25,9 @@
 //!   server's close answers 403 for a `deny` reply, 503 for a failure, or
 //!   continues with `x-stream-replies`, `x-stream-tag` (initial metadata),
 //!   `x-stream-end` (trailers) and `x-stream-token` request headers; with
-//!   `"cancel": true` it cancels the stream at the first reply and continues.
+//!   `"cancel": true` it cancels the stream at the first reply and continues;
+//! - `pass`: does nothing (every callback continues): the floor any
+//!   Proxy-Wasm filter costs, measured by the Envoy load bench.
 //!
 //! A configuration that is not such an object is refused (`on_configure`
 //! returns false) after logging `test module refuses its configuration`.
