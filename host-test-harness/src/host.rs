@@ -1303,6 +1303,16 @@ impl Host {
         self.world().logs.iter().any(|l| l.message.contains(text))
     }
 
+    /// The first log line containing `text` that is a JSON document (a
+    /// plugin's structured log line), parsed; `None` when there is none.
+    pub fn json_log(&self, text: &str) -> Option<serde_json::Value> {
+        self.world()
+            .logs
+            .iter()
+            .filter(|l| l.message.contains(text))
+            .find_map(|l| serde_json::from_str(&l.message).ok())
+    }
+
     /// Value of a counter or gauge by name.
     pub fn metric(&self, name: &str) -> Option<i64> {
         self.world().metrics.by_name(name).map(|m| m.value)

@@ -117,12 +117,9 @@ fn a_keyless_rule_still_names_the_request_it_refuses() {
     assert_eq!(refused.status, 429);
     let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
     assert_eq!(body["request_id"], "req-7");
-    let line = h
-        .logs()
-        .into_iter()
-        .find(|l| l.message.contains(r#""decision":"deny""#))
+    let record = h
+        .json_log(r#""decision":"deny""#)
         .expect("a denial log line");
-    let record: serde_json::Value = serde_json::from_str(&line.message).unwrap();
     assert_eq!(record["method"], "PUT");
     assert_eq!(record["path"], "/b");
     assert_eq!(record["source"], "10.0.0.9");

@@ -125,12 +125,9 @@ fn denial_carries_the_request_id_and_is_logged_and_counted() {
     let body: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(body["request_id"], "req-42");
     assert_eq!(body["code"], "rbac_denied");
-    let line = h
-        .logs()
-        .into_iter()
-        .find(|l| l.message.contains(r#""decision":"deny""#))
+    let record = h
+        .json_log(r#""decision":"deny""#)
         .expect("a denial log line");
-    let record: serde_json::Value = serde_json::from_str(&line.message).unwrap();
     assert_eq!(record["policy"], "no-writes");
     assert_eq!(record["request_id"], "req-42");
     assert_eq!(record["source"], "127.0.0.7");
