@@ -13,7 +13,8 @@
 //! - [`cache`]: the bounded cache of verified tokens;
 //! - [`policy`]: the pure decision (config + request + keys + time);
 //! - [`jwks`]: the remote key-set state (fetch, refresh, refetch, stale-if-error);
-//! - `filter` (wasm32 only): the Proxy-Wasm glue.
+//! - `filter` (wasm32 only, cargo feature `filter`, on by default): the
+//!   Proxy-Wasm glue and the module's entry point.
 
 pub mod alg;
 pub mod apikey;
@@ -23,7 +24,7 @@ pub mod cache;
 pub mod config;
 pub mod consumer;
 pub mod extract;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod filter;
 pub mod jwk;
 pub mod jwks;
