@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
+use crate::accept::accept_until_shutdown;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::tls::{describe, failure_reason, rustls_error};
@@ -76,43 +77,18 @@ pub async fn serve(
     reloader: Arc<Reloader<rustls::ClientConfig>>,
     opts: ClientOptions,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let opts = Arc::new(opts);
-    let limit = Arc::new(Semaphore::new(opts.max_connections));
-    loop {
-        let (tcp, peer_addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = crate::stopped(&mut shutdown) => break,
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %peer_addr, reason = "max_connections", "connection closed at accept");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-        metrics.connections_active.fetch_add(1, Ordering::Relaxed);
-        let (reloader, opts2, metrics) = (reloader.clone(), opts.clone(), metrics.clone());
-        tokio::spawn(async move {
-            handle(tcp, peer_addr, reloader, opts2, metrics.clone()).await;
-            metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let all = u32::try_from(opts.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(opts.shutdown_grace, limit.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let open = accept_until_shutdown(
+        listener,
+        opts.max_connections,
+        metrics.clone(),
+        shutdown,
+        |tcp, peer| handle(tcp, peer, reloader.clone(), opts.clone(), metrics.clone()),
+    )
+    .await;
+    if !open.drain(opts.shutdown_grace).await {
         tracing::warn!("shutdown grace period over; closing remaining tunnels");
     }
 }

@@ -7,12 +7,14 @@
 //! mTLS for local plain-TCP clients. Certificates reload on file change and
 //! SIGHUP without dropping connections; a built-in CA issues them.
 //!
-//! One concept per module: [`config`], [`ca`], [`tls`], [`spiffe`],
+//! One concept per module: `accept` (the accept loop all modes share),
+//! [`config`], [`ca`], [`tls`], [`spiffe`],
 //! [`identity`], [`xfcc`], [`server`], [`client`], [`passthrough`], [`reload`], [`rotation`],
 //! [`metrics`], [`duration`], and [`app`] which wires them together.
 
 #![warn(missing_docs)]
 
+mod accept;
 pub mod app;
 pub mod ca;
 pub mod client;

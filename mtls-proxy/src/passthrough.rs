@@ -11,8 +11,9 @@ use std::time::Duration;
 use rustls::server::Acceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
+use crate::accept::accept_until_shutdown;
 use crate::identity::DnsPattern;
 use crate::metrics::Metrics;
 
@@ -181,43 +182,18 @@ pub async fn serve(
     listener: TcpListener,
     opts: PassthroughOptions,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let opts = Arc::new(opts);
-    let limit = Arc::new(Semaphore::new(opts.max_connections));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = crate::stopped(&mut shutdown) => break,
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, reason = "max_connections", "connection closed at accept");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-        metrics.connections_active.fetch_add(1, Ordering::Relaxed);
-        let (opts, metrics) = (opts.clone(), metrics.clone());
-        tokio::spawn(async move {
-            handle(tcp, peer, opts, metrics.clone()).await;
-            metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let all = u32::try_from(opts.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(opts.shutdown_grace, limit.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let open = accept_until_shutdown(
+        listener,
+        opts.max_connections,
+        metrics.clone(),
+        shutdown,
+        |tcp, peer| handle(tcp, peer, opts.clone(), metrics.clone()),
+    )
+    .await;
+    if !open.drain(opts.shutdown_grace).await {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
 }

@@ -15,9 +15,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::sync::{watch, Mutex};
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::accept_until_shutdown;
 use crate::identity::PeerIdentity;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
@@ -170,15 +171,6 @@ async fn forward(
     }
 }
 
-/// Decrements the active-connection gauge when dropped.
-struct ActiveGuard(Arc<Metrics>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 async fn handle(
     tcp: TcpStream,
     peer_addr: SocketAddr,
@@ -187,7 +179,6 @@ async fn handle(
     metrics: Arc<Metrics>,
     watcher: Watcher,
 ) {
-    let _active = ActiveGuard(metrics.clone());
     let current = reloader.current();
     let acceptor = TlsAcceptor::from(current.config.clone());
     let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await {
@@ -253,40 +244,27 @@ pub async fn serve(
     reloader: Arc<Reloader<rustls::ServerConfig>>,
     opts: ServerOptions,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let opts = Arc::new(opts);
-    let limit = Arc::new(Semaphore::new(opts.max_connections));
     let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, peer_addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = crate::stopped(&mut shutdown) => break,
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %peer_addr, reason = "max_connections", "connection closed at accept");
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-        metrics.connections_active.fetch_add(1, Ordering::Relaxed);
-        let watcher = graceful.watcher();
-        let (reloader, opts, metrics) = (reloader.clone(), opts.clone(), metrics.clone());
-        tokio::spawn(async move {
-            handle(tcp, peer_addr, reloader, opts, metrics, watcher).await;
-            drop(permit);
-        });
-    }
-    drop(listener);
+    accept_until_shutdown(
+        listener,
+        opts.max_connections,
+        metrics.clone(),
+        shutdown,
+        |tcp, peer| {
+            handle(
+                tcp,
+                peer,
+                reloader.clone(),
+                opts.clone(),
+                metrics.clone(),
+                graceful.watcher(),
+            )
+        },
+    )
+    .await;
     tracing::info!(
         open = graceful.count(),
         "shutting down: no new connections, letting open ones finish"
