@@ -39,6 +39,13 @@ pub struct ViewNeeds {
 }
 
 impl ViewNeeds {
+    /// Nothing.
+    pub const NONE: ViewNeeds = ViewNeeds {
+        headers: false,
+        source: false,
+        peer: false,
+    };
+
     /// Everything.
     pub const ALL: ViewNeeds = ViewNeeds {
         headers: true,
@@ -52,15 +59,41 @@ pub fn request_view<C: HttpContext + ?Sized>(ctx: &C) -> RequestView {
     request_view_with(ctx, ViewNeeds::ALL)
 }
 
-/// Reads the request view, skipping the property look-ups `needs` rules out.
+/// Reads the request view, skipping the parts `needs` rules out.
 pub fn request_view_with<C: HttpContext + ?Sized>(ctx: &C, needs: ViewNeeds) -> RequestView {
     let mut view = RequestView::default();
-    let headers = if needs.headers {
-        ctx.get_http_request_headers_bytes()
-    } else {
-        Vec::new()
-    };
-    for (name, value) in headers.into_iter().take(MAX_HEADERS) {
+    complete_view(ctx, &mut view, ViewNeeds::NONE, needs);
+    view
+}
+
+/// Reads into `view`, read earlier with `read`, the parts `want` names that
+/// it lacks — e.g. what a denial's response and log line need beyond what
+/// the decision read. Parts already read are not read again.
+pub fn complete_view<C: HttpContext + ?Sized>(
+    ctx: &C,
+    view: &mut RequestView,
+    read: ViewNeeds,
+    want: ViewNeeds,
+) {
+    if want.headers && !read.headers {
+        read_headers(ctx, view);
+    }
+    if want.source && !read.source {
+        view.source = source_address();
+    }
+    if want.peer && !read.peer {
+        view.peer = peer_identity();
+    }
+}
+
+/// Fills the view's header parts (method, path, host, scheme, headers,
+/// request id) from the header map: one host call.
+fn read_headers<C: HttpContext + ?Sized>(ctx: &C, view: &mut RequestView) {
+    for (name, value) in ctx
+        .get_http_request_headers_bytes()
+        .into_iter()
+        .take(MAX_HEADERS)
+    {
         let value = match String::from_utf8(value) {
             Ok(v) => v,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
@@ -84,13 +117,6 @@ pub fn request_view_with<C: HttpContext + ?Sized>(ctx: &C, needs: ViewNeeds) -> 
             view.host = h.to_string();
         }
     }
-    if needs.source {
-        view.source = source_address();
-    }
-    if needs.peer {
-        view.peer = peer_identity();
-    }
-    view
 }
 
 /// The downstream (client) address, `source.address`.

@@ -227,21 +227,11 @@ impl HttpContext for RateLimitFilter {
             Some(denial) => {
                 // The decision read only what the rules need; the deny
                 // response and log line name the request.
-                if !needs.headers {
-                    let source = view.source;
-                    view = host::request_view_with(
-                        self,
-                        ViewNeeds {
-                            headers: true,
-                            source: false,
-                            peer: false,
-                        },
-                    );
-                    view.source = source;
-                }
-                if !needs.source {
-                    view.source = host::source_address();
-                }
+                let named = ViewNeeds {
+                    peer: false,
+                    ..ViewNeeds::ALL
+                };
+                host::complete_view(self, &mut view, needs, named);
                 let line = serde_json::json!({
                     "plugin": "rate-limit",
                     "decision": "deny",

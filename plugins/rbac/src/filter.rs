@@ -149,38 +149,36 @@ struct RbacFilter {
 
 impl Context for RbacFilter {}
 
-/// Reads the facts `needs` names that the view does not hold: destination,
-/// SNI, verified identity (each a host call, so only when some rule reads
-/// it). An unreadable identity counts as none (and is logged): rules
+/// Reads into `facts`, read earlier with `read`, the facts `want` names
+/// that the view does not hold — destination, SNI, verified identity — and
+/// that it lacks (each a host call, so only when some rule or a log line
+/// reads it). An unreadable identity counts as none (and is logged): rules
 /// needing one then fail, `not_` rules pass, as for an anonymous request.
-fn host_facts(needs: FactNeeds) -> HostFacts {
-    let identity = match needs.identity.then(host::verified_identity).flatten() {
-        Some(Ok(id)) => Some(id),
-        Some(Err(e)) => {
-            host::log(
-                LogLevel::Warn,
-                &format!("rbac: ignoring the verified identity: {e}"),
-            );
-            None
-        }
-        None => None,
-    };
-    HostFacts {
-        destination: needs
-            .destination
-            .then(|| host::property_string(&["destination", "address"]))
-            .flatten()
-            .and_then(|s| parse_socket_address(&s)),
-        sni: needs
-            .sni
-            .then(|| host::property_string(&["connection", "requested_server_name"]))
-            .flatten()
-            .filter(|s| !s.is_empty()),
-        identity,
+fn complete_facts(facts: &mut HostFacts, read: FactNeeds, want: FactNeeds) {
+    if want.identity && !read.identity {
+        facts.identity = match host::verified_identity() {
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => {
+                host::log(
+                    LogLevel::Warn,
+                    &format!("rbac: ignoring the verified identity: {e}"),
+                );
+                None
+            }
+            None => None,
+        };
+    }
+    if want.destination && !read.destination {
+        facts.destination = host::property_string(&["destination", "address"])
+            .and_then(|s| parse_socket_address(&s));
+    }
+    if want.sni && !read.sni {
+        facts.sni = host::property_string(&["connection", "requested_server_name"])
+            .filter(|s| !s.is_empty());
     }
 }
 
-/// The view's parts `needs` names.
+/// The view's parts `needs` names (the header map always).
 fn view_needs(needs: FactNeeds) -> ViewNeeds {
     ViewNeeds {
         headers: true,
@@ -189,36 +187,30 @@ fn view_needs(needs: FactNeeds) -> ViewNeeds {
     }
 }
 
-/// Logs one JSON line per denial, audit or dry-run match. The decision read
-/// only the facts its rules need; the log line names the principal, the
-/// token's principal and the client, so the rest are read here (only for
-/// requests that are logged).
-fn log_records(loaded: &Loaded, ev: &Evaluation, view: &sdk_ext::RequestView, facts: &HostFacts) {
-    let needs = loaded.rbac.needs();
-    let write = |attrs: &Attributes<'_>| {
-        for record in loaded.rbac.records(ev, attrs) {
-            if let Ok(line) = serde_json::to_string(&record) {
-                host::log(LogLevel::Info, &line);
+impl RbacFilter {
+    /// Logs one JSON line per denial, audit or dry-run match. The decision
+    /// read only the facts its rules need; the log line names the
+    /// principal, the token's principal and the client, so what is missing
+    /// is read here (only for requests that are logged).
+    fn log_records(&self, loaded: &Loaded, ev: &Evaluation, attrs: &Attributes<'_>) {
+        let write = |attrs: &Attributes<'_>| {
+            for record in loaded.rbac.records(ev, attrs) {
+                if let Ok(line) = serde_json::to_string(&record) {
+                    host::log(LogLevel::Info, &line);
+                }
             }
+        };
+        let needs = loaded.rbac.needs();
+        if needs == FactNeeds::ALL {
+            write(attrs);
+            return;
         }
-    };
-    if needs == FactNeeds::ALL {
-        write(&Attributes::resolve(view, facts, loaded.rbac.sources()));
-        return;
+        let mut view = attrs.view.clone();
+        host::complete_view(self, &mut view, view_needs(needs), ViewNeeds::ALL);
+        let mut facts = attrs.facts.clone();
+        complete_facts(&mut facts, needs, FactNeeds::ALL);
+        write(&Attributes::resolve(&view, &facts, loaded.rbac.sources()));
     }
-    let mut full_view = view.clone();
-    if !needs.source {
-        full_view.source = host::source_address();
-    }
-    if !needs.peer {
-        full_view.peer = host::peer_identity();
-    }
-    let full_facts = host_facts(FactNeeds::ALL);
-    write(&Attributes::resolve(
-        &full_view,
-        &full_facts,
-        loaded.rbac.sources(),
-    ));
 }
 
 impl HttpContext for RbacFilter {
@@ -237,7 +229,8 @@ impl HttpContext for RbacFilter {
             host::send_denial(self, &d, &view.request_id);
             return Action::Pause;
         };
-        let facts = host_facts(needs);
+        let mut facts = HostFacts::default();
+        complete_facts(&mut facts, FactNeeds::default(), needs);
         let attrs = Attributes::resolve(&view, &facts, loaded.rbac.sources());
         if attrs.untrusted_xfcc {
             // Not from a trusted proxy: nobody downstream may believe it.
@@ -246,7 +239,7 @@ impl HttpContext for RbacFilter {
         let ev = loaded.rbac.evaluate(&attrs);
         loaded.metrics.count(&loaded.rbac, &ev);
         if ev.is_logged() {
-            log_records(&loaded, &ev, &view, &facts);
+            self.log_records(&loaded, &ev, &attrs);
         }
         if ev.decision.is_allow() {
             return Action::Continue;
