@@ -96,6 +96,17 @@ RATE_LIMIT_PER_CLIENT_CONFIG = {
 # does nothing. What it costs, every Proxy-Wasm plugin costs.
 FLOOR_CONFIG = {"mode": "pass"}
 
+# The same module in its `host-calls` mode, making per request only the host
+# calls a plugin makes for the bench's request (no decision, no parsing):
+# what those calls cost, whatever a plugin does with their results.
+HOST_CALLS_CONFIG = {
+    # rbac: the request header map; allowed, policy matched, action matched.
+    "rbac": {"mode": "host-calls", "header_map": True, "counters": 3},
+    # rate-limit: the clock; the bucket's slot read and compare-and-swap
+    # write; the rule's allowed counter.
+    "rate-limit": {"mode": "host-calls", "clock": True, "shared_cas": True, "counters": 1},
+}
+
 NATIVE_LOCAL_RATELIMIT = {
     "name": "envoy.filters.http.local_ratelimit",
     "typed_config": {
@@ -363,6 +374,10 @@ def main():
     variants = [
         ("no filter", "baseline", []),
         ("Proxy-Wasm floor (does nothing)", "floor", [wasm_filter("floor", floor_module, FLOOR_CONFIG)]),
+        ("floor + rbac's host calls only", "calls-rbac",
+         [wasm_filter("calls-rbac", floor_module, HOST_CALLS_CONFIG["rbac"])]),
+        ("floor + rate-limit's host calls only", "calls-rate-limit",
+         [wasm_filter("calls-rate-limit", floor_module, HOST_CALLS_CONFIG["rate-limit"])]),
         ("rbac (Palisade wasm)", "rbac", [wasm_filter("rbac", os.path.join(plugins, "rbac.wasm"), RBAC_PLUGIN_CONFIG)]),
         ("rbac (Envoy native)", "rbac-native", [NATIVE_RBAC]),
         ("rate-limit (Palisade wasm)", "rate-limit", [wasm_filter("rate-limit", os.path.join(plugins, "rate-limit.wasm"), RATE_LIMIT_PLUGIN_CONFIG)]),
@@ -436,17 +451,25 @@ def main():
               "The floor columns put the targets in proportion: *floor req/s vs native* is what a Proxy-Wasm "
               "filter that does nothing reaches against the native filter (no Proxy-Wasm plugin can do better "
               "in this Envoy); the CPU columns compare what each adds per request — ours over the floor, "
-              "the native filter over no filter.", "",
-              "| plugin | req/s ratio | p99 ratio | meets targets | floor req/s vs native | ours over floor, CPU µs/req "
-              "| native over no filter, CPU µs/req |",
-              "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]
+              "the native filter over no filter. *Host calls alone* is the floor filter making only the "
+              "Proxy-Wasm host calls the plugin makes for this request (`HOST_CALLS_CONFIG` in "
+              "`benches/envoy_load.py`): what those calls cost, before the plugin does anything with "
+              "their results.", "",
+              "| plugin | req/s ratio | p99 ratio | meets targets | floor req/s vs native "
+              "| host calls alone, req/s vs native | ours over floor, CPU µs/req "
+              "| of which host calls, CPU µs/req | native over no filter, CPU µs/req |",
+              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for ours, native in pairs:
         rr = med[ours]["rps"] / med[native]["rps"]
         pr = med[ours]["p99"] / med[native]["p99"]
         ok = "yes" if rr >= 0.9 and pr <= 1.2 else "no"
+        calls = med.get(f"calls-{ours}")
+        calls_rr = f"{calls['rps'] / med[native]['rps']:.3f}" if calls else "—"
+        calls_cpu = f"{calls['cpu_us'] - floor['cpu_us']:.1f}" if calls else "—"
         lines.append(
-            f"| {ours} | {rr:.3f} | {pr:.3f} | {ok} | {floor['rps'] / med[native]['rps']:.3f} | "
-            f"{med[ours]['cpu_us'] - floor['cpu_us']:.1f} | {med[native]['cpu_us'] - base['cpu_us']:.1f} |"
+            f"| {ours} | {rr:.3f} | {pr:.3f} | {ok} | {floor['rps'] / med[native]['rps']:.3f} | {calls_rr} | "
+            f"{med[ours]['cpu_us'] - floor['cpu_us']:.1f} | {calls_cpu} | "
+            f"{med[native]['cpu_us'] - base['cpu_us']:.1f} |"
         )
     lines += ["", "## Module sizes", "", "| module | bytes |", "| --- | ---: |"]
     for name in ("rbac", "rate-limit", "jwt-auth"):

@@ -194,6 +194,40 @@ fn metrics_and_shared_data_with_cas() {
 }
 
 #[test]
+fn host_calls_mode_makes_the_calls_it_is_configured_with() {
+    let mut h = host(json!({
+        "mode": "host-calls",
+        "header_map": true,
+        "clock": true,
+        "shared_cas": true,
+        "counters": 3
+    }));
+    for _ in 0..5 {
+        let out = h.send(&get("/bench")).unwrap();
+        assert_eq!(out.status, 200);
+        assert!(out.upstream.is_some(), "the request continues");
+    }
+    for i in 0..3 {
+        assert_eq!(h.metric(&format!("host_calls_{i}")), Some(5));
+    }
+    assert_eq!(
+        h.metric("host_calls_3"),
+        None,
+        "only the counters asked for"
+    );
+    assert_eq!(
+        h.shared_data("host_calls"),
+        Some(5u64.to_le_bytes().to_vec())
+    );
+
+    // Nothing configured: no counters, no shared data.
+    let mut quiet = host(json!({"mode": "host-calls"}));
+    assert_eq!(quiet.send(&get("/")).unwrap().status, 200);
+    assert_eq!(quiet.metric("host_calls_0"), None);
+    assert_eq!(quiet.shared_data("host_calls"), None);
+}
+
+#[test]
 fn ticks_follow_the_virtual_clock() {
     let mut h = host(json!({"mode": "tick"}));
     assert_eq!(h.metric("ticks"), Some(0));

@@ -26,7 +26,26 @@ struct Settings {
     sends: u32,
     /// `stream` mode: cancel the stream at the first reply.
     cancel: bool,
+    /// `host-calls` mode: which calls each request makes.
+    calls: HostCalls,
 }
+
+/// The host calls a `host-calls` filter makes per request, as a plugin's
+/// request path would (none by default).
+#[derive(Clone, Default)]
+struct HostCalls {
+    /// Read the request header map (`proxy_get_header_map_pairs`).
+    header_map: bool,
+    /// Read the clock (`proxy_get_current_time_nanoseconds`).
+    clock: bool,
+    /// Read shared data `host_calls` and write it back with its CAS token.
+    shared_cas: bool,
+    /// Counters `host_calls_0` .. `host_calls_<n-1>`, each incremented once.
+    counters: Vec<u32>,
+}
+
+/// Most counters a `host-calls` filter defines.
+const MAX_PROBE_COUNTERS: u64 = 16;
 
 #[derive(Default)]
 struct Root {
@@ -61,7 +80,22 @@ impl RootContext for Root {
                 .and_then(|v| v.as_u64())
                 .map_or(1, |n| n as u32),
             cancel: obj.get("cancel").and_then(|v| v.as_bool()).unwrap_or(false),
+            calls: HostCalls::default(),
         };
+        if self.settings.mode == "host-calls" {
+            let flag = |k: &str| obj.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+            let counters = obj.get("counters").and_then(|v| v.as_u64()).unwrap_or(0);
+            self.settings.calls = HostCalls {
+                header_map: flag("header_map"),
+                clock: flag("clock"),
+                shared_cas: flag("shared_cas"),
+                counters: (0..counters.min(MAX_PROBE_COUNTERS))
+                    .filter_map(|i| {
+                        define_metric(MetricType::Counter, &format!("host_calls_{i}")).ok()
+                    })
+                    .collect(),
+            };
+        }
         if self.settings.mode == "tick" {
             self.ticks = define_metric(MetricType::Counter, "ticks").ok();
             self.set_tick_period(Duration::from_secs(1));
@@ -84,6 +118,9 @@ impl RootContext for Root {
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         if self.settings.mode == "pass" {
             return Some(Box::new(Pass));
+        }
+        if self.settings.mode == "host-calls" {
+            return Some(Box::new(MakeHostCalls(self.settings.calls.clone())));
         }
         let s = self.settings.clone();
         Some(match s.mode.as_str() {
@@ -112,6 +149,42 @@ struct Pass;
 impl Context for Pass {}
 
 impl HttpContext for Pass {}
+
+/// Makes the configured host calls and continues: what those calls cost a
+/// filter, measured by the Envoy load bench against the plugins that make
+/// them. A header-map read that finds no `:path` answers 500, so a read
+/// that silently failed cannot pass for a cheap one.
+struct MakeHostCalls(HostCalls);
+
+impl Context for MakeHostCalls {}
+
+impl HttpContext for MakeHostCalls {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let calls = &self.0;
+        if calls.header_map {
+            let headers = self.get_http_request_headers_bytes();
+            if !headers.iter().any(|(name, _)| name == ":path") {
+                self.send_http_response(500, vec![], Some(b"no :path in the header map\n"));
+                return Action::Pause;
+            }
+        }
+        if calls.clock {
+            let _ = proxy_wasm::hostcalls::get_current_time();
+        }
+        if calls.shared_cas {
+            let (data, cas) = self.get_shared_data("host_calls");
+            let n = data
+                .and_then(|d| <[u8; 8]>::try_from(d.as_slice()).ok())
+                .map_or(0, u64::from_le_bytes);
+            // One attempt, as a plugin's uncontended update makes.
+            let _ = self.set_shared_data("host_calls", Some(&(n + 1).to_le_bytes()), cas);
+        }
+        for id in &calls.counters {
+            let _ = increment_metric(*id, 1);
+        }
+        Action::Continue
+    }
+}
 
 fn define_metric(kind: MetricType, name: &str) -> Result<u32, Status> {
     proxy_wasm::hostcalls::define_metric(kind, name)

@@ -27,7 +27,14 @@
 //!   `x-stream-end` (trailers) and `x-stream-token` request headers; with
 //!   `"cancel": true` it cancels the stream at the first reply and continues;
 //! - `pass`: does nothing (every callback continues): the floor any
-//!   Proxy-Wasm filter costs, measured by the Envoy load bench.
+//!   Proxy-Wasm filter costs, measured by the Envoy load bench;
+//! - `host-calls`: makes, per request, the host calls its configuration
+//!   names and continues — `"header_map": true` reads the request header
+//!   map (500 if it lacks `:path`), `"clock": true` reads the clock,
+//!   `"shared_cas": true` reads shared data `host_calls` (a little-endian
+//!   u64) and writes it back plus one with its CAS token, `"counters": n`
+//!   (at most 16) increments counters `host_calls_0` .. `host_calls_<n-1>`.
+//!   The Envoy load bench runs it to price the calls a plugin makes.
 //!
 //! A configuration that is not such an object is refused (`on_configure`
 //! returns false) after logging `test module refuses its configuration`.
