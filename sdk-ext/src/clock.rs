@@ -15,6 +15,23 @@ pub trait Clock {
             .map(|d| d.as_secs())
             .unwrap_or(0)
     }
+
+    /// Milliseconds since the Unix epoch (0 for times before it).
+    fn unix_millis(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    /// Nanoseconds since the Unix epoch (0 for times before it; saturates
+    /// in the year 2554).
+    fn unix_nanos(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
 }
 
 /// The system clock (inside a Proxy-Wasm VM, the host's clock via WASI).
@@ -64,8 +81,21 @@ mod tests {
         assert_eq!(c.unix_seconds(), 1_000);
         c.advance(Duration::from_millis(2_500));
         assert_eq!(c.unix_seconds(), 1_002);
+        assert_eq!(c.unix_millis(), 1_002_500);
+        assert_eq!(c.unix_nanos(), 1_002_500_000_000);
         c.set(UNIX_EPOCH);
         assert_eq!(c.unix_seconds(), 0);
+        assert_eq!(c.unix_millis(), 0);
+    }
+
+    #[test]
+    fn times_before_the_epoch_read_as_zero() {
+        let c = FixedClock::at_unix(0);
+        c.set(UNIX_EPOCH - Duration::from_secs(5));
+        assert_eq!(
+            (c.unix_seconds(), c.unix_millis(), c.unix_nanos()),
+            (0, 0, 0)
+        );
     }
 
     #[test]

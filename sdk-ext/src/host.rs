@@ -13,9 +13,9 @@ use crate::identity::{IdentityError, VerifiedIdentity, IDENTITY_PROPERTY};
 use crate::request::{parse_socket_address, PeerIdentity, RequestView};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::HttpContext;
-use proxy_wasm::types::{LogLevel, MetricType};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Upper bound on the number of request headers read into a view; Envoy's
 /// own default limit is 100, so this only guards against a misconfigured
@@ -149,12 +149,28 @@ pub fn property_string(path: &[&str]) -> Option<String> {
 
 /// The identity an earlier filter (jwt-auth) verified for this stream:
 /// `None` when there is none, `Some(Err)` when the property holds something
-/// unreadable (treat as no identity, and log it).
+/// unreadable.
 pub fn verified_identity() -> Option<Result<VerifiedIdentity, IdentityError>> {
     hostcalls::get_property(vec![IDENTITY_PROPERTY])
         .ok()
         .flatten()
         .map(|bytes| VerifiedIdentity::from_json(&bytes))
+}
+
+/// The verified identity as a plugin that trusts only a readable one uses
+/// it: an unreadable property counts as no identity and is logged as a
+/// warning naming `plugin` (`<plugin>: ignoring the verified identity: …`).
+pub fn verified_identity_or_none(plugin: &str) -> Option<VerifiedIdentity> {
+    match verified_identity()? {
+        Ok(id) => Some(id),
+        Err(e) => {
+            log(
+                LogLevel::Warn,
+                &format!("{plugin}: ignoring the verified identity: {e}"),
+            );
+            None
+        }
+    }
 }
 
 /// Sends the plugin's deny response for the current request.
@@ -224,5 +240,96 @@ pub struct HostClock;
 impl crate::clock::Clock for HostClock {
     fn now(&self) -> SystemTime {
         hostcalls::get_current_time().unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// Sends an HTTP call through `cluster` and gives its token. A refusal
+/// (usually: the cluster does not exist) gives `None` and is logged as a
+/// warning: `<plugin>: cannot send the <what> to cluster "<cluster>" (…)`.
+pub fn dispatch_http_call(
+    plugin: &str,
+    what: &str,
+    cluster: &str,
+    headers: Vec<(&str, &str)>,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Option<u32> {
+    match hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "{plugin}: cannot send the {what} to cluster {cluster:?} (host returned {status:?}); check that the cluster exists"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The `:status` and body of the HTTP call response being delivered, the
+/// body read to at most `max_body` + 1 bytes: one more than a caller
+/// accepts, so it refuses an oversize body instead of reading a cut one.
+pub fn http_call_response(body_size: usize, max_body: usize) -> (Option<u16>, Vec<u8>) {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse::<u16>().ok());
+    let body = hostcalls::get_buffer(
+        BufferType::HttpCallResponseBody,
+        0,
+        body_size.min(max_body.saturating_add(1)),
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    (status, body)
+}
+
+/// The tick period of a root context that fetches in the background
+/// (discovery, key sets): quick until everything is loaded, so the first
+/// requests wait little, then steady for refreshes. The default does not
+/// tick (a root context not yet configured).
+#[derive(Debug)]
+pub struct FetchTicks {
+    steady: bool,
+}
+
+impl FetchTicks {
+    /// The period until everything is loaded.
+    pub const STARTUP: Duration = Duration::from_millis(200);
+    /// The period afterwards.
+    pub const STEADY: Duration = Duration::from_secs(1);
+
+    /// Starts ticking at [`FetchTicks::STARTUP`].
+    pub fn start() -> FetchTicks {
+        let _ = hostcalls::set_tick_period(Self::STARTUP);
+        FetchTicks { steady: false }
+    }
+
+    /// No background fetches: no ticks.
+    pub fn none() -> FetchTicks {
+        FetchTicks { steady: true }
+    }
+
+    /// Whether the steady period is in force (or no ticks at all).
+    pub fn is_steady(&self) -> bool {
+        self.steady
+    }
+
+    /// Once `loaded`, switches to [`FetchTicks::STEADY`] (once).
+    pub fn settle(&mut self, loaded: bool) {
+        if loaded && !self.steady {
+            self.steady = true;
+            let _ = hostcalls::set_tick_period(Self::STEADY);
+        }
+    }
+}
+
+impl Default for FetchTicks {
+    fn default() -> FetchTicks {
+        FetchTicks::none()
     }
 }

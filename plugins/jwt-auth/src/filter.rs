@@ -8,26 +8,21 @@ use crate::jwks::{FetchKind, FetchRequest, RemoteKeys};
 use crate::policy::{Decision, HeaderChanges, JwtAuth, Method, ProviderKeys, DENY_CODES};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use sdk_ext::clock::Clock;
-use sdk_ext::host::{self, Counter, HostClock, ViewNeeds};
+use sdk_ext::host::{self, Counter, FetchTicks, HostClock, ViewNeeds};
 use sdk_ext::identity::IDENTITY_PROPERTY;
 use sdk_ext::metrics::metric_name;
 use sdk_ext::{Denial, RequestView};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(JwtRoot::default()) });
 }}
 
-/// Tick period while some remote key set has never been fetched.
-const STARTUP_TICK: Duration = Duration::from_millis(200);
-/// Tick period once every key set has been fetched at least once.
-const STEADY_TICK: Duration = Duration::from_secs(1);
 /// Most outstanding key fetches tracked at once.
 const MAX_PENDING: usize = 64;
 /// Most streams paused waiting for a fetch in flight (more are refused).
@@ -95,33 +90,7 @@ struct Shared {
 type SharedRc = Rc<RefCell<Shared>>;
 
 fn now_ms() -> u64 {
-    HostClock
-        .now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn dispatch(req: &FetchRequest) -> Option<u32> {
-    let headers = vec![
-        (":method", "GET"),
-        (":path", req.path.as_str()),
-        (":authority", req.authority.as_str()),
-        ("accept", "application/json"),
-    ];
-    match hostcalls::dispatch_http_call(&req.cluster, headers, None, vec![], req.timeout) {
-        Ok(token) => Some(token),
-        Err(status) => {
-            host::log(
-                LogLevel::Warn,
-                &format!(
-                    "{PLUGIN}: cannot send the key request to cluster {:?} (host returned {status:?}); check that the cluster exists",
-                    req.cluster
-                ),
-            );
-            None
-        }
-    }
+    HostClock.unix_millis()
 }
 
 /// Reads the response of a key fetch (bounded) and applies it to provider
@@ -132,20 +101,7 @@ fn apply_response(
     kind: FetchKind,
     body_size: usize,
 ) -> Option<FetchRequest> {
-    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse::<u16>().ok());
-    // Read one byte more than accepted so an oversize set is refused, not cut.
-    let body = hostcalls::get_buffer(
-        BufferType::HttpCallResponseBody,
-        0,
-        body_size.min(MAX_JWKS_BYTES + 1),
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
+    let (status, body) = host::http_call_response(body_size, MAX_JWKS_BYTES);
     let now = now_ms();
     let name = shared
         .auth
@@ -194,7 +150,7 @@ fn apply_response(
 #[derive(Default)]
 struct JwtRoot {
     shared: Option<SharedRc>,
-    steady: bool,
+    ticks: FetchTicks,
 }
 
 impl Context for JwtRoot {
@@ -223,7 +179,7 @@ fn dispatch_tracked(s: &mut Shared, i: usize, req: &FetchRequest) {
     if s.pending.len() >= MAX_PENDING {
         return;
     }
-    match dispatch(req) {
+    match req.dispatch(PLUGIN) {
         Some(token) => {
             s.pending.insert(token, (i, req.kind));
         }
@@ -304,10 +260,11 @@ impl RootContext for JwtRoot {
             pending: HashMap::new(),
             waiters: Vec::new(),
         })));
-        self.steady = remote_count == 0;
-        if !self.steady {
-            let _ = hostcalls::set_tick_period(STARTUP_TICK);
-        }
+        self.ticks = if remote_count == 0 {
+            FetchTicks::none()
+        } else {
+            FetchTicks::start()
+        };
         true
     }
 
@@ -334,10 +291,7 @@ impl RootContext for JwtRoot {
             .iter()
             .zip(&s.keys)
             .all(|(r, k)| r.is_none() || k.set.is_some());
-        if all_loaded && !self.steady {
-            self.steady = true;
-            let _ = hostcalls::set_tick_period(STEADY_TICK);
-        }
+        self.ticks.settle(all_loaded);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -398,7 +352,7 @@ impl JwtFilter {
                     r.refetch_for_unknown_kid(now_ms)
                 };
                 let Some(req) = req else { continue };
-                match dispatch(&req) {
+                match req.dispatch(PLUGIN) {
                     Some(token) => {
                         self.waiting = Some((token, i, req.kind));
                         return Action::Pause;
@@ -567,7 +521,7 @@ impl Context for JwtFilter {
         };
         if let Some(next) = next {
             // Discovery done: wait once more, for the key set itself.
-            if let Some(t) = dispatch(&next) {
+            if let Some(t) = next.dispatch(PLUGIN) {
                 self.waiting = Some((t, i, next.kind));
                 return;
             }

@@ -44,6 +44,43 @@ pub struct FetchRequest {
     pub timeout: Duration,
 }
 
+impl FetchKind {
+    /// What the request is, for log lines: `discovery request`, `key request`.
+    pub fn request_name(self) -> &'static str {
+        match self {
+            FetchKind::Discovery => "discovery request",
+            FetchKind::Jwks => "key request",
+        }
+    }
+}
+
+impl FetchRequest {
+    /// The request's headers: a GET of `path` from `authority`, asking for
+    /// JSON.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        vec![
+            (":method", "GET"),
+            (":path", self.path.as_str()),
+            (":authority", self.authority.as_str()),
+            ("accept", "application/json"),
+        ]
+    }
+
+    /// Sends the request through its cluster and gives the call's token;
+    /// `None` when the host refuses (logged, naming `plugin`).
+    #[cfg(target_arch = "wasm32")]
+    pub fn dispatch(&self, plugin: &str) -> Option<u32> {
+        sdk_ext::host::dispatch_http_call(
+            plugin,
+            self.kind.request_name(),
+            &self.cluster,
+            self.headers(),
+            None,
+            self.timeout,
+        )
+    }
+}
+
 /// Why a fetch did not produce keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchError {
@@ -289,6 +326,17 @@ mod tests {
             ),
             ("idp", "idp.local", "/jwks")
         );
+        assert_eq!(
+            req.headers(),
+            vec![
+                (":method", "GET"),
+                (":path", "/jwks"),
+                (":authority", "idp.local"),
+                ("accept", "application/json"),
+            ]
+        );
+        assert_eq!(req.kind.request_name(), "key request");
+        assert_eq!(FetchKind::Discovery.request_name(), "discovery request");
         assert!(r.due(10).is_none(), "one fetch in flight at a time");
         assert_eq!(
             r.on_response(FetchKind::Jwks, 100, Some(200), JWKS_ALL.as_bytes()),

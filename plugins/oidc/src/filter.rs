@@ -14,16 +14,16 @@ use jwt_auth::jwk::MAX_JWKS_BYTES;
 use jwt_auth::jwks::{FetchKind, FetchRequest};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use sdk_ext::clock::Clock;
-use sdk_ext::host::{self, Counter, HostClock, ViewNeeds};
+use sdk_ext::host::{self, Counter, FetchTicks, HostClock, ViewNeeds};
 use sdk_ext::identity::IDENTITY_PROPERTY;
 use sdk_ext::metrics::metric_name;
 use sdk_ext::{Denial, RequestView};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -31,10 +31,6 @@ proxy_wasm::main! {{
 }}
 
 const PLUGIN: &str = "oidc";
-/// Tick period until discovery and keys are loaded.
-const STARTUP_TICK: Duration = Duration::from_millis(200);
-/// Tick period afterwards (key refreshes).
-const STEADY_TICK: Duration = Duration::from_secs(1);
 /// Most root fetches tracked at once.
 const MAX_PENDING: usize = 16;
 
@@ -58,11 +54,7 @@ struct Shared {
 type SharedRc = Rc<RefCell<Shared>>;
 
 fn now_ms() -> u64 {
-    HostClock
-        .now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    HostClock.unix_millis()
 }
 
 /// Random bytes from the host (WASI `random_get`).
@@ -72,16 +64,6 @@ fn entropy() -> Option<Entropy> {
     Some(Entropy(buf))
 }
 
-fn dispatch_get(req: &FetchRequest) -> Option<u32> {
-    let headers = vec![
-        (":method", "GET"),
-        (":path", req.path.as_str()),
-        (":authority", req.authority.as_str()),
-        ("accept", "application/json"),
-    ];
-    dispatch(&req.cluster, headers, None, req.timeout)
-}
-
 fn dispatch_token(cluster: &str, req: &TokenRequest, timeout: Duration) -> Option<u32> {
     let mut headers = vec![
         (":method", "POST"),
@@ -89,39 +71,14 @@ fn dispatch_token(cluster: &str, req: &TokenRequest, timeout: Duration) -> Optio
         (":authority", req.authority.as_str()),
     ];
     headers.extend(req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    dispatch(cluster, headers, Some(req.body.as_bytes()), timeout)
-}
-
-fn dispatch(
-    cluster: &str,
-    headers: Vec<(&str, &str)>,
-    body: Option<&[u8]>,
-    timeout: Duration,
-) -> Option<u32> {
-    match hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout) {
-        Ok(token) => Some(token),
-        Err(status) => {
-            host::log(
-                LogLevel::Warn,
-                &format!("{PLUGIN}: cannot call cluster {cluster:?} (host returned {status:?}); check that the cluster exists"),
-            );
-            None
-        }
-    }
-}
-
-/// The status and (at most `max` + 1 bytes of) body of a call's response.
-fn call_response(body_size: usize, max: usize) -> (Option<u16>, Vec<u8>) {
-    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse::<u16>().ok());
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(max + 1))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    (status, body)
+    host::dispatch_http_call(
+        PLUGIN,
+        "token request",
+        cluster,
+        headers,
+        Some(req.body.as_bytes()),
+        timeout,
+    )
 }
 
 /// Applies a root fetch response; returns the follow-up fetch.
@@ -129,7 +86,8 @@ fn apply_fetch(s: &mut Shared, kind: FetchKind, body_size: usize) -> Option<Fetc
     let now = now_ms();
     match kind {
         FetchKind::Discovery => {
-            let (status, body) = call_response(body_size, crate::discovery::MAX_DISCOVERY_BYTES);
+            let (status, body) =
+                host::http_call_response(body_size, crate::discovery::MAX_DISCOVERY_BYTES);
             match s.fetch.on_discovery(now, status, &body) {
                 Ok(next) => {
                     host::log(LogLevel::Info, &format!("{PLUGIN}: provider discovered"));
@@ -146,7 +104,7 @@ fn apply_fetch(s: &mut Shared, kind: FetchKind, body_size: usize) -> Option<Fetc
             }
         }
         FetchKind::Jwks => {
-            let (status, body) = call_response(body_size, MAX_JWKS_BYTES);
+            let (status, body) = host::http_call_response(body_size, MAX_JWKS_BYTES);
             match s.fetch.on_keys(now, status, &body) {
                 Ok(()) => host::log(LogLevel::Info, &format!("{PLUGIN}: signing keys fetched")),
                 Err(e) => {
@@ -163,7 +121,7 @@ fn dispatch_tracked(s: &mut Shared, req: &FetchRequest) {
     if s.pending.len() >= MAX_PENDING {
         return;
     }
-    match dispatch_get(req) {
+    match req.dispatch(PLUGIN) {
         Some(t) => {
             s.pending.insert(t, req.kind);
         }
@@ -184,7 +142,7 @@ fn dispatch_tracked(s: &mut Shared, req: &FetchRequest) {
 #[derive(Default)]
 struct OidcRoot {
     shared: Option<SharedRc>,
-    steady: bool,
+    ticks: FetchTicks,
 }
 
 impl Context for OidcRoot {
@@ -251,8 +209,7 @@ impl RootContext for OidcRoot {
             pending: HashMap::new(),
             metrics,
         })));
-        self.steady = false;
-        let _ = hostcalls::set_tick_period(STARTUP_TICK);
+        self.ticks = FetchTicks::start();
         true
     }
 
@@ -264,10 +221,7 @@ impl RootContext for OidcRoot {
         if let Some(req) = s.fetch.due(now_ms()) {
             dispatch_tracked(&mut s, &req);
         }
-        if s.fetch.ready() && !self.steady {
-            self.steady = true;
-            let _ = hostcalls::set_tick_period(STEADY_TICK);
-        }
+        self.ticks.settle(s.fetch.ready());
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -445,7 +399,7 @@ impl OidcFilter {
             Err(e) => {
                 if may_fetch_keys {
                     if let (Some(req), Ok(t)) = (s.fetch.refetch_keys(now_ms()), tokens) {
-                        if let Some(token) = dispatch_get(&req) {
+                        if let Some(token) = req.dispatch(PLUGIN) {
                             self.waiting = Some(Waiting::Keys {
                                 token,
                                 tokens: t,
@@ -503,7 +457,7 @@ impl Context for OidcFilter {
                 self.finish(&mut s, *then, Ok(tokens), false)
             }
             then => {
-                let (status, body) = call_response(body_size, MAX_TOKEN_RESPONSE_BYTES);
+                let (status, body) = host::http_call_response(body_size, MAX_TOKEN_RESPONSE_BYTES);
                 let tokens = exchange::parse_response(status, &body);
                 if let Err(e) = &tokens {
                     host::log(LogLevel::Warn, &format!("{PLUGIN}: {e}"));

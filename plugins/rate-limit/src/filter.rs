@@ -12,7 +12,6 @@ use sdk_ext::host::{self, Counter, HostClock, ViewNeeds};
 use sdk_ext::metrics::metric_name;
 use sdk_ext::Clock;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -154,11 +153,7 @@ struct PendingCall {
 }
 
 fn now_ns() -> u64 {
-    HostClock
-        .now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    HostClock.unix_nanos()
 }
 
 fn count(loaded: &Loaded, d: &Decision) {
@@ -201,20 +196,10 @@ impl HttpContext for RateLimitFilter {
             host::send_denial(self, &d, &view.request_id);
             return Action::Pause;
         };
+        // Unreadable counts as unauthenticated (the shared anonymous
+        // bucket), never as a fresh key.
         let identity = if loaded.limiter.needs_identity() {
-            match host::verified_identity() {
-                Some(Ok(id)) => Some(id),
-                Some(Err(e)) => {
-                    // Unreadable: count the request as unauthenticated (the
-                    // shared anonymous bucket), never as a fresh key.
-                    host::log(
-                        LogLevel::Warn,
-                        &format!("rate-limit: ignoring the verified identity: {e}"),
-                    );
-                    None
-                }
-                None => None,
-            }
+            host::verified_identity_or_none("rate-limit")
         } else {
             None
         };

@@ -156,17 +156,7 @@ impl Context for RbacFilter {}
 /// needing one then fail, `not_` rules pass, as for an anonymous request.
 fn complete_facts(facts: &mut HostFacts, read: FactNeeds, want: FactNeeds) {
     if want.identity && !read.identity {
-        facts.identity = match host::verified_identity() {
-            Some(Ok(id)) => Some(id),
-            Some(Err(e)) => {
-                host::log(
-                    LogLevel::Warn,
-                    &format!("rbac: ignoring the verified identity: {e}"),
-                );
-                None
-            }
-            None => None,
-        };
+        facts.identity = host::verified_identity_or_none("rbac");
     }
     if want.destination && !read.destination {
         facts.destination = host::property_string(&["destination", "address"])
