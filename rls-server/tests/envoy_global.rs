@@ -7,85 +7,12 @@ use host_test_harness::envoy::{
     self, Bootstrap, EchoUpstream, Envoy, EnvoyOptions, ExtraCluster, WasmFilter,
 };
 use host_test_harness::fixture::Request;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_redis() -> (Proc, u16) {
-    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("redis-server is not installed; run scripts/install-test-deps");
-    let port = free_port();
-    let child = Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(child), port)
-}
-
-fn start_rls(redis_port: u16, limits: &str, tag: &str) -> (Proc, SocketAddr) {
-    let dir = std::env::temp_dir().join(format!("palisade-rls-envoy-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("limits.yaml");
-    std::fs::write(&file, limits).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade-rls"))
-        .args([
-            "--limits",
-            file.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.trim_end_matches(',').parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), addr)
-}
+mod common;
+use common::{free_port, start_redis, start_rls};
 
 fn module() -> PathBuf {
     let m = envoy::workspace_root()
@@ -139,7 +66,11 @@ fn two_envoys_share_one_global_limit() {
         std::thread::sleep(Duration::from_secs(3600 - now % 3600 + 1));
     }
     let (_redis, redis_port) = start_redis();
-    let (_rls, rls_addr) = start_rls(redis_port, LIMITS, "shared");
+    let (_rls, rls_addr) = start_rls(
+        redis_port,
+        LIMITS,
+        &std::env::temp_dir().join(format!("palisade-rls-envoy-{}", std::process::id())),
+    );
     let upstream = EchoUpstream::start().unwrap();
     let a = start_envoy(upstream.addr(), rls_addr.port(), CONFIG);
     let b = start_envoy(upstream.addr(), rls_addr.port(), CONFIG);

@@ -10,66 +10,11 @@ use prost::Message;
 use rate_limit::rls::{Code, Entry, RateLimitDescriptor, RateLimitRequest, RateLimitResponse};
 use rls_server::grpc;
 use rls_server::service::PATH;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A child process stopped by its PID when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn redis_server() -> std::path::PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let p = std::path::Path::new(dir).join("redis-server");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("redis-server is not installed; run scripts/install-test-deps (Debian package redis-server)");
-}
-
-fn start_redis() -> (Proc, u16) {
-    let port = free_port();
-    let child = Command::new(redis_server())
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(child), port)
-}
+mod common;
+use common::{start_redis, start_rls};
 
 const LIMITS: &str = "domain: edge
 descriptors:
@@ -79,35 +24,6 @@ descriptors:
       - key: client_ip
         rate_limit: { unit: hour, requests_per_unit: 50 }
 ";
-
-fn start_rls(redis_port: u16, dir: &std::path::Path) -> (Proc, SocketAddr) {
-    let limits = dir.join("limits.yaml");
-    std::fs::File::create(&limits)
-        .unwrap()
-        .write_all(LIMITS.as_bytes())
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade-rls"))
-        .args([
-            "--limits",
-            limits.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start palisade-rls");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.trim_end_matches(',').parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Proc(child), addr)
-}
 
 fn request(ip: &str) -> RateLimitRequest {
     RateLimitRequest {
@@ -174,8 +90,8 @@ async fn two_servers_share_one_exact_limit() {
     let dir = std::env::temp_dir().join(format!("palisade-rls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (_redis, redis_port) = start_redis();
-    let (_a, addr_a) = start_rls(redis_port, &dir);
-    let (_b, addr_b) = start_rls(redis_port, &dir);
+    let (_a, addr_a) = start_rls(redis_port, LIMITS, &dir);
+    let (_b, addr_b) = start_rls(redis_port, LIMITS, &dir);
 
     let mut tasks = Vec::new();
     for i in 0..80 {
@@ -215,7 +131,7 @@ async fn redis_down_is_unavailable() {
     let dir = std::env::temp_dir().join(format!("palisade-rls-down-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (redis, redis_port) = start_redis();
-    let (_rls, addr) = start_rls(redis_port, &dir);
+    let (_rls, addr) = start_rls(redis_port, LIMITS, &dir);
     assert!(call(addr, &request("10.3.3.3")).await.is_ok());
     drop(redis);
     assert_eq!(
@@ -230,7 +146,7 @@ async fn unknown_method_is_unimplemented() {
     let dir = std::env::temp_dir().join(format!("palisade-rls-unimpl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (_redis, redis_port) = start_redis();
-    let (_rls, addr) = start_rls(redis_port, &dir);
+    let (_rls, addr) = start_rls(redis_port, LIMITS, &dir);
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
