@@ -313,7 +313,11 @@ def run_wrk(wrk, port, duration, connections, token):
         "-H", "x-team: ops", "-H", f"authorization: Bearer {token}",
         f"http://127.0.0.1:{port}/bench/item",
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def parse_wrk(out):
+    """req/s, requests completed, p50/p99 (ms) and non-2xx count from wrk --latency output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)

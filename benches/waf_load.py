@@ -22,7 +22,6 @@ import argparse
 import datetime
 import glob
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from envoy_load import Envoy, bootstrap, free_port, machine_line, parse_duration_ms, wasm_filter  # noqa: E402
+from envoy_load import Envoy, bootstrap, free_port, machine_line, parse_wrk, wasm_filter  # noqa: E402
 
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
 MODSEC_RECOMMENDED = "/etc/nginx/modsecurity.conf"
@@ -141,16 +140,7 @@ def run_wrk(wrk, port, path, script, duration, connections, work):
     if script:
         cmd += ["-s", os.path.join(work, script)]
     cmd.append(f"http://127.0.0.1:{port}{path}")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {
-        "rps": rps,
-        "p50": parse_duration_ms(lat.get("50", "nan")),
-        "p99": parse_duration_ms(lat.get("99", "nan")),
-        "non2xx": int(non2xx.group(1)) if non2xx else 0,
-    }
+    return parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
 def main():
