@@ -1,10 +1,11 @@
 //! Wires a [`Config`] into running tasks: listener, reloader, admin endpoint,
 //! auto-rotation and signal handling. Also the `status` report.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -48,7 +49,7 @@ pub struct Running {
     /// The process metrics.
     pub metrics: Arc<Metrics>,
     /// Triggers an immediate certificate reload, as SIGHUP does.
-    pub reload: Arc<dyn Fn() -> Result<bool, TlsError> + Send + Sync>,
+    pub reload: ReloadHook,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -70,6 +71,40 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// Reloads the certificate files now, as `SIGHUP` does: `Ok(true)` when
+/// something changed (passthrough mode holds no certificates: always
+/// `Ok(false)`).
+pub type ReloadHook = Arc<dyn Fn() -> Result<bool, TlsError> + Send + Sync>;
+
+/// Runs a mode's listener; once it has drained, the admin endpoint stops.
+fn spawn_listener(
+    tasks: &mut JoinSet<()>,
+    serve: impl Future<Output = ()> + Send + 'static,
+    admin_tx: watch::Sender<bool>,
+) {
+    tasks.spawn(async move {
+        serve.await;
+        let _ = admin_tx.send(true);
+    });
+}
+
+/// Keeps a TLS mode's certificates current — the reloader polls its files
+/// every `interval`, and auto-rotation reissues them when configured — and
+/// gives the hook that reloads them on demand.
+fn spawn_cert_upkeep<T: Send + Sync + 'static>(
+    tasks: &mut JoinSet<()>,
+    reloader: Arc<Reloader<T>>,
+    cfg: &Config,
+    interval: Duration,
+    shutdown: &watch::Receiver<bool>,
+) -> ReloadHook {
+    tasks.spawn(reloader.clone().run(interval, shutdown.clone()));
+    if let Some(rot) = cfg.rotation.clone() {
+        tasks.spawn(rotation::run(rot, reloader.clone(), shutdown.clone()));
+    }
+    Arc::new(move || reloader.reload_now())
 }
 
 /// Starts the proxy described by `cfg` (port 0 picks a free port).
@@ -105,7 +140,7 @@ pub async fn start(cfg: Config) -> Result<Running, AppError> {
         .map(|t| t.reload_interval.0)
         .unwrap_or_default();
     let l = &cfg.limits;
-    let reload: Arc<dyn Fn() -> Result<bool, TlsError> + Send + Sync> = match cfg.mode() {
+    let reload: ReloadHook = match cfg.mode() {
         Mode::Passthrough => {
             let p = cfg.passthrough.as_ref().expect("passthrough mode");
             let opts = passthrough::PassthroughOptions {
@@ -115,10 +150,7 @@ pub async fn start(cfg: Config) -> Result<Running, AppError> {
                 shutdown_grace: l.shutdown_grace.0,
             };
             let serve = passthrough::serve(listener, opts, metrics.clone(), rx.clone());
-            tasks.spawn(async move {
-                serve.await;
-                let _ = admin_tx.send(true);
-            });
+            spawn_listener(&mut tasks, serve, admin_tx);
             Arc::new(|| Ok(false))
         }
         Mode::Server => {
@@ -138,10 +170,6 @@ pub async fn start(cfg: Config) -> Result<Running, AppError> {
                 shutdown_grace: l.shutdown_grace.0,
                 upstream_timeout: l.upstream_timeout.0,
             };
-            tasks.spawn(reloader.clone().run(interval, rx.clone()));
-            if let Some(rot) = cfg.rotation.clone() {
-                tasks.spawn(rotation::run(rot, reloader.clone(), rx.clone()));
-            }
             let serve = server::serve(
                 listener,
                 reloader.clone(),
@@ -149,11 +177,8 @@ pub async fn start(cfg: Config) -> Result<Running, AppError> {
                 metrics.clone(),
                 rx.clone(),
             );
-            tasks.spawn(async move {
-                serve.await;
-                let _ = admin_tx.send(true);
-            });
-            Arc::new(move || reloader.reload_now())
+            spawn_listener(&mut tasks, serve, admin_tx);
+            spawn_cert_upkeep(&mut tasks, reloader, &cfg, interval, &rx)
         }
         Mode::Client => {
             let paths = paths.expect("validated: client mode has [tls]");
@@ -172,10 +197,6 @@ pub async fn start(cfg: Config) -> Result<Running, AppError> {
                 handshake_timeout: l.handshake_timeout.0,
                 shutdown_grace: l.shutdown_grace.0,
             };
-            tasks.spawn(reloader.clone().run(interval, rx.clone()));
-            if let Some(rot) = cfg.rotation.clone() {
-                tasks.spawn(rotation::run(rot, reloader.clone(), rx.clone()));
-            }
             let serve = client::serve(
                 listener,
                 reloader.clone(),
@@ -183,11 +204,8 @@ pub async fn start(cfg: Config) -> Result<Running, AppError> {
                 metrics.clone(),
                 rx.clone(),
             );
-            tasks.spawn(async move {
-                serve.await;
-                let _ = admin_tx.send(true);
-            });
-            Arc::new(move || reloader.reload_now())
+            spawn_listener(&mut tasks, serve, admin_tx);
+            spawn_cert_upkeep(&mut tasks, reloader, &cfg, interval, &rx)
         }
     };
     tracing::info!(%listen_addr, mode = ?cfg.mode(), %policy, "mtls-proxy started");
