@@ -45,6 +45,12 @@ impl ViewNeeds {
         source: false,
         peer: false,
     };
+    /// The header map only.
+    pub const HEADERS: ViewNeeds = ViewNeeds {
+        headers: true,
+        source: false,
+        peer: false,
+    };
 
     /// Everything.
     pub const ALL: ViewNeeds = ViewNeeds {

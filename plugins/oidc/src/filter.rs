@@ -473,14 +473,7 @@ impl Context for OidcFilter {
 
 impl HttpContext for OidcFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.view = host::request_view_with(
-            self,
-            ViewNeeds {
-                headers: true,
-                source: false,
-                peer: false,
-            },
-        );
+        self.view = host::request_view_with(self, ViewNeeds::HEADERS);
         let Some(shared) = self.shared.clone() else {
             let d = Denial::new(
                 500,
