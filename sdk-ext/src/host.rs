@@ -320,11 +320,6 @@ impl FetchTicks {
         FetchTicks { steady: true }
     }
 
-    /// Whether the steady period is in force (or no ticks at all).
-    pub fn is_steady(&self) -> bool {
-        self.steady
-    }
-
     /// Once `loaded`, switches to [`FetchTicks::STEADY`] (once).
     pub fn settle(&mut self, loaded: bool) {
         if loaded && !self.steady {

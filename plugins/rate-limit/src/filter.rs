@@ -59,6 +59,11 @@ struct Loaded {
     limiter: RateLimiter,
     rules: Vec<RuleMetrics>,
     global: GlobalMetrics,
+    /// What the decision reads of the request (worked out once, at
+    /// configure time).
+    needs: ViewNeeds,
+    /// Whether some rule keys on the verified identity.
+    needs_identity: bool,
 }
 
 #[derive(Default)]
@@ -114,10 +119,18 @@ impl RootContext for RateLimitRoot {
             env!("CARGO_PKG_VERSION"),
             &format!("configured with {} rules", limiter.rules().len()),
         );
+        let needs = ViewNeeds {
+            headers: limiter.needs_headers(),
+            source: limiter.needs_source(),
+            peer: false,
+        };
+        let needs_identity = limiter.needs_identity();
         self.loaded = Some(Rc::new(Loaded {
             limiter,
             rules,
             global,
+            needs,
+            needs_identity,
         }));
         true
     }
@@ -180,12 +193,8 @@ fn count(loaded: &Loaded, d: &Decision) {
 
 impl HttpContext for RateLimitFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let limiter = self.loaded.as_ref().map(|l| &l.limiter);
-        let needs = ViewNeeds {
-            headers: limiter.is_none_or(|l| l.needs_headers()),
-            source: limiter.is_some_and(|l| l.needs_source()),
-            peer: false,
-        };
+        // Unconfigured: the header map, for the denial's request id.
+        let needs = self.loaded.as_ref().map_or(ViewNeeds::HEADERS, |l| l.needs);
         let mut view = host::request_view_with(self, needs);
         let Some(loaded) = self.loaded.clone() else {
             let d = sdk_ext::Denial::new(
@@ -198,7 +207,7 @@ impl HttpContext for RateLimitFilter {
         };
         // Unreadable counts as unauthenticated (the shared anonymous
         // bucket), never as a fresh key.
-        let identity = if loaded.limiter.needs_identity() {
+        let identity = if loaded.needs_identity {
             host::verified_identity_or_none("rate-limit")
         } else {
             None
