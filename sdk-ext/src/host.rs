@@ -23,9 +23,8 @@ use std::time::{Duration, SystemTime};
 pub const MAX_HEADERS: usize = 512;
 
 /// Which parts of the request view a policy needs. Each costs a host call
-/// per request, and in Envoy's V8 each host call costs about as much as a
-/// native filter's whole decision, so policies ask only for what their
-/// configuration reads.
+/// per request (in Envoy's V8, a microsecond or more of CPU), so policies
+/// ask only for what their configuration reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewNeeds {
     /// Read the header map (headers, pseudo-headers, `x-request-id`); one
