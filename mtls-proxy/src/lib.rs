@@ -8,7 +8,7 @@
 //! SIGHUP without dropping connections; a built-in CA issues them.
 //!
 //! One concept per module: `accept` (the accept loop all modes share),
-//! [`config`], [`ca`], [`tls`], [`spiffe`],
+//! [`config`], [`ca`], [`tls`], [`spiffe`] (Palisade's shared SPIFFE ids and patterns, from `sdk-ext`),
 //! [`identity`], [`xfcc`], [`server`], [`client`], [`passthrough`], [`reload`], [`rotation`],
 //! [`metrics`], [`duration`], and [`app`] which wires them together.
 
@@ -26,9 +26,10 @@ pub mod passthrough;
 pub mod reload;
 pub mod rotation;
 pub mod server;
-pub mod spiffe;
 pub mod tls;
 pub mod xfcc;
+
+pub use sdk_ext::spiffe;
 
 /// Resolves once the shutdown flag turns true (or its sender is gone).
 pub(crate) async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
