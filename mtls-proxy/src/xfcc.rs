@@ -6,11 +6,13 @@
 //! contain `,`, `;` or `=`, and a `"` inside quotes is escaped as `\"`.
 //! The proxy always *replaces* the header (Envoy's `SANITIZE_SET`): whatever a
 //! client sent is removed first, so a client can never forge an identity.
+//! Reading the header is `sdk_ext::xfcc::parse_xfcc` (what the rbac plugin
+//! uses); the tests here read what this module writes with it.
 
 use crate::identity::PeerIdentity;
 
 /// Lowercase header name.
-pub const HEADER: &str = "x-forwarded-client-cert";
+pub const HEADER: &str = sdk_ext::xfcc::XFCC_HEADER;
 
 /// One XFCC element describing the verified peer of this hop.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,17 +27,6 @@ pub struct Element {
     pub uri: Option<String>,
     /// DNS SANs of the peer.
     pub dns: Vec<String>,
-}
-
-/// Why a header value could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum XfccError {
-    /// A pair had no `=`.
-    #[error("XFCC pair {0:?} has no '='")]
-    MissingEquals(String),
-    /// A quoted value was not closed.
-    #[error("XFCC value has an unterminated quote")]
-    UnterminatedQuote,
 }
 
 fn quote(v: &str, always: bool) -> String {
@@ -77,71 +68,10 @@ impl Element {
     }
 }
 
-/// Splits `s` on `sep` outside double quotes.
-fn split_unquoted(s: &str, sep: char) -> Result<Vec<&str>, XfccError> {
-    let mut out = Vec::new();
-    let (mut start, mut in_q, mut esc) = (0, false, false);
-    for (i, c) in s.char_indices() {
-        if esc {
-            esc = false;
-        } else if c == '\\' && in_q {
-            esc = true;
-        } else if c == '"' {
-            in_q = !in_q;
-        } else if c == sep && !in_q {
-            out.push(&s[start..i]);
-            start = i + 1;
-        }
-    }
-    if in_q {
-        return Err(XfccError::UnterminatedQuote);
-    }
-    out.push(&s[start..]);
-    Ok(out)
-}
-
-fn unquote(v: &str) -> String {
-    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-        Some(inner) => {
-            let mut out = String::new();
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                if c == '\\' {
-                    if let Some(n) = chars.next() {
-                        out.push(n);
-                    }
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-        None => v.to_string(),
-    }
-}
-
-/// Parses a header value into its elements as `(key, value)` lists.
-pub fn parse(value: &str) -> Result<Vec<Vec<(String, String)>>, XfccError> {
-    split_unquoted(value, ',')?
-        .into_iter()
-        .map(|el| {
-            split_unquoted(el, ';')?
-                .into_iter()
-                .filter(|p| !p.trim().is_empty())
-                .map(|pair| {
-                    let (k, v) = pair
-                        .split_once('=')
-                        .ok_or_else(|| XfccError::MissingEquals(pair.to_string()))?;
-                    Ok((k.trim().to_string(), unquote(v.trim())))
-                })
-                .collect()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdk_ext::xfcc::{parse_xfcc, XfccError};
 
     fn sample() -> Element {
         Element {
@@ -168,10 +98,11 @@ mod tests {
     #[test]
     fn parse_round_trips() {
         let v = sample().to_header_value();
-        let els = parse(&v).unwrap();
+        let els = parse_xfcc(&v).unwrap();
         assert_eq!(els.len(), 1);
         let get = |k: &str| {
             els[0]
+                .pairs
                 .iter()
                 .filter(|(key, _)| key == k)
                 .map(|(_, v)| v.clone())
@@ -184,9 +115,15 @@ mod tests {
     }
 
     #[test]
-    fn parse_errors() {
-        assert_eq!(parse("By=\"x"), Err(XfccError::UnterminatedQuote));
-        assert!(matches!(parse("Hash"), Err(XfccError::MissingEquals(_))));
+    fn a_peer_cannot_break_out_of_a_quoted_value() {
+        let mut e = sample();
+        e.subject = "CN=x\\\";URI=spiffe://td/ns/admin".into();
+        e.uri = None;
+        let els = parse_xfcc(&e.to_header_value()).unwrap();
+        assert_eq!(els.len(), 1);
+        assert_eq!(els[0].get("Subject"), Some(e.subject.as_str()));
+        assert_eq!(els[0].uri(), None);
+        assert_eq!(parse_xfcc("By=\"x"), Err(XfccError::BadQuote));
     }
 
     #[test]
