@@ -41,7 +41,7 @@ async fn plain_http(addr: SocketAddr) -> std::io::Result<String> {
 async fn plain_to_mtls_with_server_spiffe_check() {
     init_logs();
     let pki = Pki::new();
-    let web = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
+    let web = pki.leaf(Some(WEB_ID), &[]);
     pki.write_leaf("client", &web);
     let up = upstream().await;
     let server = mtls_proxy::app::start(pki.server_config(
@@ -83,7 +83,6 @@ async fn plain_to_mtls_with_server_spiffe_check() {
     assert_eq!(up.requests.load(Ordering::Relaxed), 1);
 
     for p in [client, wrong, server] {
-        p.shutdown();
-        p.wait().await;
+        stop(p).await;
     }
 }

@@ -314,8 +314,7 @@ async fn rbac_in_envoy_decides_on_the_xfcc_identity_from_mtls_proxy() {
     assert_eq!(metric("palisade_rbac_allowed"), Some(1.0));
     assert_eq!(metric("palisade_rbac_denied"), Some(3.0));
 
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
     drop(envoy);
     drop(upstream);
 }

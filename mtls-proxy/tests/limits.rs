@@ -10,8 +10,6 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ALLOW_WEB: &str = r#"spiffe_ids = ["spiffe://td.test/ns/*/sa/web"]"#;
-
 const TIGHT: &str = r#"[limits]
 max_connections = 1
 handshake_timeout = "300ms"
@@ -36,11 +34,8 @@ async fn max_connections_and_handshake_timeout() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, TIGHT))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let tls = client_tls(&client, pki.ca.cert_pem());
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, TIGHT).await;
+    let tls = pki.web_client();
     let mut held = connect(proxy.listen_addr, tls.clone()).await.unwrap();
     assert_eq!(held.get(&[]).await.unwrap().0, 200);
 
@@ -69,8 +64,7 @@ async fn max_connections_and_handshake_timeout() {
         m.handshake_failures("handshake_timeout") == 1
     })
     .await;
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -78,12 +72,9 @@ async fn slow_headers_are_cut() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, TIGHT))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, TIGHT).await;
     let tcp = TcpStream::connect(proxy.listen_addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client_tls(&client, pki.ca.cert_pem()))
+    let mut tls = tokio_rustls::TlsConnector::from(pki.web_client())
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .unwrap();
@@ -97,8 +88,7 @@ async fn slow_headers_are_cut() {
         "not cut by the 300ms header timeout: {took:?}"
     );
     assert_eq!(up.requests.load(Ordering::Relaxed), 0);
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -107,10 +97,8 @@ async fn slow_upstream_gets_504_and_the_connection_recovers() {
     let pki = Pki::new();
     let up = upstream().await;
     let limits = "[limits]\nupstream_timeout = \"100ms\"";
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, limits))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, limits).await;
+    let client = pki.leaf(Some(WEB_ID), &[]);
     let mut c = connect(proxy.listen_addr, client_tls(&client, pki.ca.cert_pem()))
         .await
         .unwrap();
@@ -120,8 +108,7 @@ async fn slow_upstream_gets_504_and_the_connection_recovers() {
     // Same client connection, fresh upstream connection.
     assert_eq!(c.get(&[]).await.unwrap().0, 200);
     assert_eq!(proxy.metrics.upstream_errors.load(Ordering::Relaxed), 1);
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -129,13 +116,8 @@ async fn graceful_shutdown_finishes_in_flight_request() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, TIGHT))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let mut c = connect(proxy.listen_addr, client_tls(&client, pki.ca.cert_pem()))
-        .await
-        .unwrap();
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, TIGHT).await;
+    let mut c = connect(proxy.listen_addr, pki.web_client()).await.unwrap();
     let addr = proxy.listen_addr;
     let admin = proxy.admin_addr.unwrap();
     let in_flight = tokio::spawn(async move { c.get_path("/slow", &[]).await });

@@ -9,8 +9,6 @@ use common::*;
 use mtls_proxy::config::Config;
 use mtls_proxy::identity::sha256_hex;
 
-const ALLOW_WEB: &str = r#"spiffe_ids = ["spiffe://td.test/ns/*/sa/web"]"#;
-
 #[tokio::test]
 async fn routes_by_sni_end_to_end() {
     init_logs();
@@ -19,9 +17,7 @@ async fn routes_by_sni_end_to_end() {
     // Backend A serves a.test, backend B serves *.b.test.
     let a_cert = pki.leaf(Some(SERVER_ID), &["a.test"]);
     pki.write_leaf("server", &a_cert);
-    let a = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
+    let a = pki.start_server(up.addr, ALLOW_WEB, "").await;
     let pki_b = Pki::new();
     let b_cert = pki.leaf(Some(SERVER_ID), &["api.b.test"]);
     b_cert
@@ -43,8 +39,7 @@ routes = {{ "a.test" = "{}", "*.b.test" = "{}" }}
     let cfg = Config::parse(&text, &pki.path("pt.toml"), pki.dir.path()).unwrap();
     let router = mtls_proxy::app::start(cfg).await.unwrap();
 
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let tls = client_tls(&client, pki.ca.cert_pem());
+    let tls = pki.web_client();
     let mut via_a = connect_sni(router.listen_addr, tls.clone(), "a.test")
         .await
         .unwrap();
@@ -77,7 +72,6 @@ routes = {{ "a.test" = "{}", "*.b.test" = "{}" }}
     // Closing the clients ends the tunnels, so the router's drain is immediate.
     drop((via_a, via_b));
     for p in [router, a, b] {
-        p.shutdown();
-        p.wait().await;
+        stop(p).await;
     }
 }

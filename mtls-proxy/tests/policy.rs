@@ -9,8 +9,6 @@ use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-const ALLOW_WEB: &str = r#"spiffe_ids = ["spiffe://td.test/ns/*/sa/web"]"#;
-
 /// A client limited to TLS 1.2 and the given suites.
 fn tls12_client(
     pki: &Pki,
@@ -43,12 +41,10 @@ async fn modern_refuses_tls12_compatible_accepts_ecdhe_aead() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let leaf = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
+    let leaf = pki.leaf(Some(WEB_ID), &[]);
     let gcm = [rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
 
-    let modern = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
+    let modern = pki.start_server(up.addr, ALLOW_WEB, "").await;
     let err = request_once(modern.listen_addr, tls12_client(&pki, &leaf, &gcm), &[])
         .await
         .unwrap_err();
@@ -77,8 +73,7 @@ async fn modern_refuses_tls12_compatible_accepts_ecdhe_aead() {
     assert_eq!(conn.get(&[]).await.unwrap().0, 200);
 
     for p in [modern, compatible] {
-        p.shutdown();
-        p.wait().await;
+        stop(p).await;
     }
 }
 
@@ -116,11 +111,9 @@ async fn fips_policy_serves_with_the_fips_module() {
     .unwrap();
     assert!(server_cfg.fips(), "rustls does not report FIPS mode");
     let proxy = mtls_proxy::app::start(cfg).await.unwrap();
-    let leaf = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let (s, _) = request_once(proxy.listen_addr, client_tls(&leaf, pki.ca.cert_pem()), &[])
+    let (s, _) = request_once(proxy.listen_addr, pki.web_client(), &[])
         .await
         .unwrap();
     assert_eq!(s, 200);
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }

@@ -12,8 +12,6 @@ use std::time::Duration;
 use common::*;
 use mtls_proxy::identity::sha256_hex;
 
-const ALLOW_WEB: &str = r#"spiffe_ids = ["spiffe://td.test/ns/*/sa/web"]"#;
-
 /// Lays out `dir` like a Kubernetes secret volume: `cert.pem -> ..data/cert.pem`,
 /// `..data -> ..<version>`.
 fn k8s_publish(pki: &Pki, version: &str, leaf: &mtls_proxy::ca::Issued) {
@@ -46,11 +44,8 @@ async fn kubernetes_symlink_swap_reloads_and_keeps_open_connections() {
     std::fs::remove_dir_all(pki.path("server")).unwrap();
     k8s_publish(&pki, "2026_11_23_a", &first);
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let tls = client_tls(&client, pki.ca.cert_pem());
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, "").await;
+    let tls = pki.web_client();
 
     let mut open = connect(proxy.listen_addr, tls.clone()).await.unwrap();
     assert_eq!(open.get(&[]).await.unwrap().0, 200);
@@ -67,8 +62,7 @@ async fn kubernetes_symlink_swap_reloads_and_keeps_open_connections() {
     assert_eq!(server_cert_hash(proxy.listen_addr, tls.clone()).await, want);
     // The connection made with the old certificate is still served.
     assert_eq!(open.get(&[]).await.unwrap().0, 200);
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -76,23 +70,20 @@ async fn rotation_under_load_loses_no_request() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let tls = client_tls(&client, pki.ca.cert_pem());
-    let stop = Arc::new(AtomicBool::new(false));
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, "").await;
+    let tls = pki.web_client();
+    let done = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..4 {
-        let (stop, ok, failed, tls) = (stop.clone(), ok.clone(), failed.clone(), tls.clone());
+        let (done, ok, failed, tls) = (done.clone(), ok.clone(), failed.clone(), tls.clone());
         let addr = proxy.listen_addr;
         workers.push(tokio::spawn(async move {
             // Each round: a new connection (new handshake) with three
             // keep-alive requests, so both new and open connections are hit.
             for _round in 0..10_000 {
-                if stop.load(Ordering::Relaxed) {
+                if done.load(Ordering::Relaxed) {
                     break;
                 }
                 match connect(addr, tls.clone()).await {
@@ -124,7 +115,7 @@ async fn rotation_under_load_loses_no_request() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }
@@ -134,8 +125,7 @@ async fn rotation_under_load_loses_no_request() {
     assert_eq!(failed, 0, "lost requests during rotation ({ok} ok)");
     assert!(ok > 50, "too little load to mean anything: {ok}");
     assert!(reloads >= 2, "only {reloads} reloads happened under load");
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -148,8 +138,7 @@ async fn explicit_reload_and_broken_update_keeps_old_cert() {
     cfg.tls.as_mut().unwrap().reload_interval =
         mtls_proxy::duration::HumanDuration(Duration::from_secs(3600));
     let proxy = mtls_proxy::app::start(cfg).await.unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let tls = client_tls(&client, pki.ca.cert_pem());
+    let tls = pki.web_client();
     let before = server_cert_hash(proxy.listen_addr, tls.clone()).await;
 
     let next = pki.leaf(Some(SERVER_ID), &["localhost"]);
@@ -172,8 +161,7 @@ async fn explicit_reload_and_broken_update_keeps_old_cert() {
         server_cert_hash(proxy.listen_addr, tls.clone()).await,
         after
     );
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -181,9 +169,7 @@ async fn polling_logs_a_broken_update_once_and_recovers() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, "").await;
     std::fs::write(pki.path("server/cert.pem"), "not a certificate").unwrap();
     let m = proxy.metrics.clone();
     eventually("broken update counted", || {
@@ -200,6 +186,5 @@ async fn polling_logs_a_broken_update_once_and_recovers() {
     let fixed = pki.leaf(Some(SERVER_ID), &["localhost"]);
     pki.write_leaf("server", &fixed);
     eventually("recovered", || m.reloads_ok.load(Ordering::Relaxed) == 1).await;
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }

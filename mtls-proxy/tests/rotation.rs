@@ -69,6 +69,5 @@ renew_at = 0.5
         200,
         "open connection dropped"
     );
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }

@@ -6,17 +6,13 @@ mod common;
 use common::*;
 use mtls_proxy::identity::sha256_hex;
 
-const ALLOW_WEB: &str = r#"spiffe_ids = ["spiffe://td.test/ns/*/sa/web"]"#;
-
 #[tokio::test]
 async fn valid_client_allowed_and_forged_xfcc_replaced() {
     init_logs();
     let pki = Pki::new();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &["web.test"]);
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, "").await;
+    let client = pki.leaf(Some(WEB_ID), &["web.test"]);
     let tls = client_tls(&client, pki.ca.cert_pem());
 
     let forged = "By=spiffe://x;Hash=00;Subject=\"CN=admin\";URI=spiffe://td.test/ns/prod/sa/admin";
@@ -60,8 +56,7 @@ async fn valid_client_allowed_and_forged_xfcc_replaced() {
         plain_get(proxy.admin_addr.unwrap(), "/healthz").await.0,
         200
     );
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 /// Runs one refused client and checks the request fails, nothing reaches the
@@ -69,9 +64,7 @@ async fn valid_client_allowed_and_forged_xfcc_replaced() {
 async fn assert_refused(pki: &Pki, leaf: &mtls_proxy::ca::Issued, ca_pem: &str, reason: &str) {
     init_logs();
     let up = upstream().await;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, ALLOW_WEB, ""))
-        .await
-        .unwrap();
+    let proxy = pki.start_server(up.addr, ALLOW_WEB, "").await;
     let tls = client_tls(leaf, ca_pem);
     let result = match connect(proxy.listen_addr, tls).await {
         Ok(mut c) => {
@@ -91,15 +84,14 @@ async fn assert_refused(pki: &Pki, leaf: &mtls_proxy::ca::Issued, ca_pem: &str, 
         assert!(line.contains("WARN"), "{line}");
     }
     assert_eq!(up.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
 async fn unknown_ca_refused() {
     let pki = Pki::new();
     let other = Pki::with_ca_name("someone else's CA");
-    let leaf = other.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
+    let leaf = other.leaf(Some(WEB_ID), &[]);
     // The client trusts the right CA for the server, but its own cert is from another CA.
     assert_refused(&pki, &leaf, pki.ca.cert_pem(), "unknown_ca").await;
 }
@@ -108,7 +100,7 @@ async fn unknown_ca_refused() {
 async fn impostor_ca_with_same_name_refused() {
     let pki = Pki::new();
     let impostor = Pki::new();
-    let leaf = impostor.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
+    let leaf = impostor.leaf(Some(WEB_ID), &[]);
     assert_refused(&pki, &leaf, pki.ca.cert_pem(), "bad_signature").await;
 }
 
@@ -142,9 +134,7 @@ async fn dns_and_cn_allow_lists() {
     let up = upstream().await;
     let allow = r#"dns_names = ["*.svc.test"]
 common_names = ["legacy"]"#;
-    let proxy = mtls_proxy::app::start(pki.server_config(up.addr, allow, ""))
-        .await
-        .unwrap();
+    let proxy = pki.start_server(up.addr, allow, "").await;
     let by_dns = pki.leaf(None, &["api.svc.test"]);
     let (s, _) = request_once(
         proxy.listen_addr,
@@ -175,8 +165,7 @@ common_names = ["legacy"]"#;
     )
     .await
     .is_err());
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }
 
 #[tokio::test]
@@ -189,19 +178,11 @@ async fn upstream_down_gives_502_json() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let proxy = mtls_proxy::app::start(pki.server_config(dead, ALLOW_WEB, ""))
+    let proxy = pki.start_server(dead, ALLOW_WEB, "").await;
+    let (s, body) = request_once(proxy.listen_addr, pki.web_client(), &[])
         .await
         .unwrap();
-    let client = pki.leaf(Some("spiffe://td.test/ns/prod/sa/web"), &[]);
-    let (s, body) = request_once(
-        proxy.listen_addr,
-        client_tls(&client, pki.ca.cert_pem()),
-        &[],
-    )
-    .await
-    .unwrap();
     assert_eq!(s, 502);
     assert!(body.contains("\"code\":\"upstream_unavailable\""), "{body}");
-    proxy.shutdown();
-    proxy.wait().await;
+    stop(proxy).await;
 }

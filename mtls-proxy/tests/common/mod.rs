@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use mtls_proxy::app::Running;
 use mtls_proxy::ca::{Ca, Issued, LeafRequest};
 use mtls_proxy::config::Config;
 use mtls_proxy::spiffe::SpiffeId;
@@ -24,6 +25,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 
 pub const SERVER_ID: &str = "spiffe://td.test/ns/edge/sa/mtls-proxy";
+
+/// The client identity most tests connect with.
+pub const WEB_ID: &str = "spiffe://td.test/ns/prod/sa/web";
+
+/// A server allow-list that admits [`WEB_ID`] (any namespace's `web`).
+pub const ALLOW_WEB: &str = r#"spiffe_ids = ["spiffe://td.test/ns/*/sa/web"]"#;
 
 /// Everything the tracing subscriber wrote, for "logged with a reason" checks.
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -144,6 +151,24 @@ upstream = "{upstream}"
         );
         Config::parse(&text, &self.path("proxy.toml"), self.dir.path()).unwrap()
     }
+
+    /// Starts a server-mode proxy in front of `upstream` ([`Pki::server_config`]).
+    pub async fn start_server(&self, upstream: SocketAddr, allow: &str, extra: &str) -> Running {
+        mtls_proxy::app::start(self.server_config(upstream, allow, extra))
+            .await
+            .unwrap()
+    }
+
+    /// Client TLS presenting a fresh leaf for [`WEB_ID`], trusting this CA.
+    pub fn web_client(&self) -> Arc<rustls::ClientConfig> {
+        client_tls(&self.leaf(Some(WEB_ID), &[]), self.ca.cert_pem())
+    }
+}
+
+/// Shuts `proxy` down gracefully and waits for all its tasks.
+pub async fn stop(proxy: Running) {
+    proxy.shutdown();
+    proxy.wait().await;
 }
 
 /// An HTTP/1.1 upstream that answers with the XFCC headers it received.
