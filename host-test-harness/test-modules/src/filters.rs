@@ -2,6 +2,7 @@
 
 use proxy_wasm::traits::*;
 use proxy_wasm::types::*;
+use std::rc::Rc;
 use std::time::Duration;
 
 macro_rules! log_at {
@@ -26,13 +27,14 @@ struct Settings {
     sends: u32,
     /// `stream` mode: cancel the stream at the first reply.
     cancel: bool,
-    /// `host-calls` mode: which calls each request makes.
-    calls: HostCalls,
+    /// `host-calls` mode: which calls each request makes (shared by the
+    /// streams, so a stream costs no copy of it).
+    calls: Rc<HostCalls>,
 }
 
 /// The host calls a `host-calls` filter makes per request, as a plugin's
 /// request path would (none by default).
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct HostCalls {
     /// Read the request header map (`proxy_get_header_map_pairs`).
     header_map: bool,
@@ -80,12 +82,12 @@ impl RootContext for Root {
                 .and_then(|v| v.as_u64())
                 .map_or(1, |n| n as u32),
             cancel: obj.get("cancel").and_then(|v| v.as_bool()).unwrap_or(false),
-            calls: HostCalls::default(),
+            calls: Rc::default(),
         };
         if self.settings.mode == "host-calls" {
             let flag = |k: &str| obj.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
             let counters = obj.get("counters").and_then(|v| v.as_u64()).unwrap_or(0);
-            self.settings.calls = HostCalls {
+            self.settings.calls = Rc::new(HostCalls {
                 header_map: flag("header_map"),
                 clock: flag("clock"),
                 shared_cas: flag("shared_cas"),
@@ -94,7 +96,7 @@ impl RootContext for Root {
                         define_metric(MetricType::Counter, &format!("host_calls_{i}")).ok()
                     })
                     .collect(),
-            };
+            });
         }
         if self.settings.mode == "tick" {
             self.ticks = define_metric(MetricType::Counter, "ticks").ok();
@@ -120,7 +122,7 @@ impl RootContext for Root {
             return Some(Box::new(Pass));
         }
         if self.settings.mode == "host-calls" {
-            return Some(Box::new(MakeHostCalls(self.settings.calls.clone())));
+            return Some(Box::new(MakeHostCalls(Rc::clone(&self.settings.calls))));
         }
         let s = self.settings.clone();
         Some(match s.mode.as_str() {
@@ -154,7 +156,7 @@ impl HttpContext for Pass {}
 /// filter, measured by the Envoy load bench against the plugins that make
 /// them. A header-map read that finds no `:path` answers 500, so a read
 /// that silently failed cannot pass for a cheap one.
-struct MakeHostCalls(HostCalls);
+struct MakeHostCalls(Rc<HostCalls>);
 
 impl Context for MakeHostCalls {}
 
