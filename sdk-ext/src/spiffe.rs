@@ -204,29 +204,47 @@ impl SpiffePattern {
         if id.trust_domain != self.trust_domain {
             return false;
         }
-        let segs: Vec<&str> = path_segments(&id.path).collect();
         let fixed = self.segments.len();
+        let count = path_segments(&id.path).count();
         let len_ok = if self.tail_any {
-            segs.len() > fixed
+            count > fixed
         } else {
-            segs.len() == fixed
+            count == fixed
         };
         len_ok
             && self
                 .segments
                 .iter()
-                .zip(&segs)
+                .zip(path_segments(&id.path))
                 .all(|(p, s)| glob_segment(p.as_bytes(), s.as_bytes()))
     }
 }
 
-/// Matches one segment where `*` stands for any run of characters.
+/// Matches one segment where `*` stands for any run of characters. Greedy
+/// with one backtrack point (the last `*`), so time is at most
+/// pattern × segment length whatever the number of `*`s.
 fn glob_segment(pat: &[u8], s: &[u8]) -> bool {
-    match pat.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob_segment(rest, &s[i..])),
-        Some((c, rest)) => s.first() == Some(c) && glob_segment(rest, &s[1..]),
+    let (mut p, mut i) = (0, 0);
+    // After the last `*` seen: where the pattern resumes, and where in `s`
+    // that `*`'s run currently ends.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pat.len() && pat[p] == b'*' {
+            star = Some((p + 1, i));
+            p += 1;
+        } else if p < pat.len() && pat[p] == s[i] {
+            p += 1;
+            i += 1;
+        } else if let Some((resume, end)) = star {
+            // Let the last `*` take one more character and retry.
+            star = Some((resume, end + 1));
+            p = resume;
+            i = end + 1;
+        } else {
+            return false;
+        }
     }
+    pat[p..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -297,6 +315,18 @@ mod tests {
         assert!(p.matches(&id("spiffe://td/ns/prod/sa/api-v2")));
         assert!(p.matches(&id("spiffe://td/ns/prod/sa/api-")));
         assert!(!p.matches(&id("spiffe://td/ns/prod/sa/web")));
+    }
+
+    #[test]
+    fn many_wildcards_in_one_segment() {
+        let p = SpiffePattern::parse("spiffe://td/a*b*c*d*e*f*g*h*z").unwrap();
+        let long = format!("spiffe://td/a{}", "bcdefgh".repeat(200));
+        assert!(!p.matches(&id(&long)));
+        assert!(p.matches(&id(&format!("{long}z"))));
+        let p = SpiffePattern::parse("spiffe://td/*a*").unwrap();
+        assert!(p.matches(&id("spiffe://td/xay")));
+        assert!(p.matches(&id("spiffe://td/a")));
+        assert!(!p.matches(&id("spiffe://td/xyz")));
     }
 
     #[test]
