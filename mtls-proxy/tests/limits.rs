@@ -98,10 +98,7 @@ async fn slow_upstream_gets_504_and_the_connection_recovers() {
     let up = upstream().await;
     let limits = "[limits]\nupstream_timeout = \"100ms\"";
     let proxy = pki.start_server(up.addr, ALLOW_WEB, limits).await;
-    let client = pki.leaf(Some(WEB_ID), &[]);
-    let mut c = connect(proxy.listen_addr, client_tls(&client, pki.ca.cert_pem()))
-        .await
-        .unwrap();
+    let mut c = connect(proxy.listen_addr, pki.web_client()).await.unwrap();
     let (status, body) = c.get_path("/slow", &[]).await.unwrap();
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("\"code\":\"upstream_timeout\""), "{body}");
