@@ -397,10 +397,11 @@ def main():
     pairs = [("rbac", "rbac-native"), ("rate-limit", "rate-limit-native"), ("jwt-auth", "jwt-auth-native")]
 
     # Each round starts a fresh Envoy per variant, in an order rotated by
-    # one each round: a long-lived process per variant carries its own luck
-    # (memory layout, CPU placement) into every round — in one trial run the
-    # native rbac variant, which does more than no filter, measured 1.11x of
-    # it — and a fixed order gives each variant the same neighbours.
+    # one each round: a long-lived process per variant may carry its own
+    # luck (memory layout, CPU placement) into every round — in one trial run
+    # native rbac, which does more than no filter, measured 1.11x of it —
+    # and a fixed order gives each variant the same neighbours. The A/A row
+    # shows how much of such a gap is the machine's noise.
     results = {key: [] for _, key, _ in variants}
     rss = {key: [] for _, key, _ in variants}
     upstream = Envoy(args.envoy, "upstream", upstream_cfg, work)
