@@ -73,11 +73,6 @@ impl Gcra {
         self.burst
     }
 
-    /// Nanoseconds between two sustained requests (one token's refill).
-    pub fn interval_ns(&self) -> u64 {
-        self.interval_ns
-    }
-
     /// Checks one request at `now_ns` against a bucket whose stored TAT is
     /// `tat` (`None` = never seen, i.e. full).
     pub fn check(&self, tat: Option<u64>, now_ns: u64) -> Verdict {
@@ -108,29 +103,6 @@ impl Gcra {
             reset_secs: ceil_secs(new_ahead),
             retry_after_secs: 0,
         }
-    }
-
-    /// Takes up to `extra` more tokens after `allowed`, a verdict of
-    /// [`check`](Self::check) at `now_ns` that passed, as if that many more
-    /// requests had arrived at once (for a worker's lease, see
-    /// [`crate::lease`]). Never takes more than `allowed.remaining`. Returns
-    /// the verdict after all of them and how many were taken; a refused
-    /// verdict comes back unchanged with 0.
-    pub fn take_more(&self, allowed: Verdict, now_ns: u64, extra: u32) -> (Verdict, u32) {
-        let taken = extra.min(allowed.remaining);
-        if !allowed.allowed || taken == 0 {
-            return (allowed, 0);
-        }
-        let new_tat = allowed
-            .new_tat
-            .saturating_add(self.interval_ns.saturating_mul(u64::from(taken)));
-        let verdict = Verdict {
-            new_tat,
-            remaining: allowed.remaining - taken,
-            reset_secs: ceil_secs(new_tat.saturating_sub(now_ns)),
-            ..allowed
-        };
-        (verdict, taken)
     }
 }
 
@@ -218,31 +190,10 @@ mod tests {
     }
 
     #[test]
-    fn taking_more_books_them_like_requests_at_once() {
-        let g = Gcra::new(10, Duration::from_secs(1), 8);
-        let first = g.check(None, T0);
-        let (v, taken) = g.take_more(first, T0, 3);
-        assert_eq!(taken, 3);
-        assert_eq!(v.remaining, 4);
-        // The same state as four single requests.
-        let mut tat = None;
-        let four = burst_at(&g, &mut tat, T0, 4);
-        assert_eq!(v.new_tat, four[3].new_tat);
-        assert_eq!(v.reset_secs, four[3].reset_secs);
-        // Never more than what is free, and nothing on a refusal.
-        let (v, taken) = g.take_more(v, T0, 100);
-        assert_eq!((taken, v.remaining), (4, 0));
-        let refused = g.check(Some(v.new_tat), T0);
-        assert_eq!(g.take_more(refused, T0, 5), (refused, 0));
-    }
-
-    #[test]
     fn extreme_values_do_not_overflow() {
         let g = Gcra::new(u32::MAX, Duration::from_secs(3600), u32::MAX);
         let v = g.check(Some(u64::MAX - 1), u64::MAX - 1);
         assert!(v.allowed);
-        let (more, _) = g.take_more(v, u64::MAX - 1, u32::MAX);
-        assert!(more.new_tat >= v.new_tat);
         let g = Gcra::new(0, Duration::ZERO, 0);
         let _ = g.check(None, 0);
         let _ = g.check(Some(u64::MAX), 0);

@@ -10,7 +10,6 @@
 //! - [`gcra`]: the bucket arithmetic;
 //! - [`key`]: request → bucket key;
 //! - [`table`]: the bounded key table in shared data (slots, idle reuse, CAS);
-//! - [`lease`]: per-worker token leases on roomy buckets;
 //! - [`headers`]: `RateLimit`/`RateLimit-Policy` and legacy `X-RateLimit-*`;
 //! - [`policy`]: which rules apply and the combined decision;
 //! - [`rls`]: Envoy's rate limit service protocol, for `global` rules;
@@ -22,7 +21,6 @@ mod filter;
 pub mod gcra;
 pub mod headers;
 pub mod key;
-pub mod lease;
 pub mod policy;
 pub mod rls;
 pub mod table;

@@ -19,13 +19,8 @@
 //! later write is a compare-and-swap: two workers updating one bucket at once
 //! retry instead of losing an update. After [`CAS_RETRIES`] failed swaps the
 //! check fails and the filter fails closed.
-//!
-//! A roomy bucket is leased: the check that writes it also takes a few
-//! tokens for this worker, spent from its own memory on the next requests for
-//! the key (see [`crate::lease`] for the sizes and what they change).
 
 use crate::gcra::{Gcra, Verdict};
-use crate::lease::{self, Lease, LeaseBook};
 use siphasher::sip::SipHasher13;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -90,22 +85,12 @@ pub struct Checked {
 
 const EMPTY: [u8; 16] = [0; 16];
 
-/// One rule's slots, and this worker's leases on them.
+/// One rule's slots.
 #[derive(Debug, Clone)]
 pub struct Table {
     prefix: String,
     slots: u32,
     seed: (u64, u64),
-    leases: RefCell<LeaseBook>,
-}
-
-/// What one write to a slot may do besides checking the request.
-#[derive(Debug, Clone, Copy)]
-struct SlotWrite {
-    /// Tokens of an ended lease to hand back, if the slot is still the key's.
-    hand_back: Option<(u32, u32)>,
-    /// Whether a lease may be taken.
-    may_lease: bool,
 }
 
 impl Table {
@@ -115,7 +100,6 @@ impl Table {
             prefix: format!("palisade.rl.{rule}."),
             slots: slots.max(1),
             seed,
-            leases: RefCell::new(LeaseBook::default()),
         }
     }
 
@@ -143,8 +127,7 @@ impl Table {
         h.finish()
     }
 
-    /// Checks one request for `bucket_key` at `now_ns`: from this worker's
-    /// lease on the key when it holds a live one, else in shared data.
+    /// Checks one request for `bucket_key` at `now_ns`.
     pub fn check(
         &self,
         store: &dyn SharedStore,
@@ -155,36 +138,18 @@ impl Table {
         let h = self.hash(bucket_key);
         // Fingerprint 0 marks an empty slot.
         let fp = (h.rotate_left(32)) | 1;
-        let mut leases = self.leases.borrow_mut();
-        if let Some(verdict) = leases.spend(fp, now_ns, gcra.burst()) {
-            return Ok(Checked {
-                verdict,
-                overflow: false,
-            });
-        }
-        let mut write = SlotWrite {
-            hand_back: leases.end(fp),
-            may_lease: leases.has_room(fp, now_ns),
-        };
         let home = (h % u64::from(self.slots)) as u32;
         for probe in 0..PROBES.min(self.slots) {
             let n = (home + probe) % self.slots;
-            if let Some((verdict, lease)) =
-                self.try_slot(store, gcra, n, fp, now_ns, false, write)?
-            {
-                if let Some(lease) = lease {
-                    leases.record(fp, lease);
-                }
+            if let Some(verdict) = self.try_slot(store, gcra, n, fp, now_ns, false)? {
                 return Ok(Checked {
                     verdict,
                     overflow: false,
                 });
             }
         }
-        // A shared bucket is never leased: it is checked request by request.
-        write.may_lease = false;
-        let (verdict, _) = self
-            .try_slot(store, gcra, home, fp, now_ns, true, write)?
+        let verdict = self
+            .try_slot(store, gcra, home, fp, now_ns, true)?
             .ok_or(TableError::Contention)?;
         Ok(Checked {
             verdict,
@@ -192,9 +157,8 @@ impl Table {
         })
     }
 
-    /// The verdict and the lease taken, or `None` when the slot belongs to
-    /// another live key (and `share` is false).
-    #[allow(clippy::too_many_arguments)]
+    /// Returns `None` when the slot belongs to another live key (and
+    /// `share` is false).
     fn try_slot(
         &self,
         store: &dyn SharedStore,
@@ -203,59 +167,27 @@ impl Table {
         fp: u64,
         now_ns: u64,
         share: bool,
-        write: SlotWrite,
-    ) -> Result<Option<(Verdict, Option<Lease>)>, TableError> {
+    ) -> Result<Option<Verdict>, TableError> {
         let key = self.slot_key(n);
         for _ in 0..CAS_RETRIES {
             let (value, cas) = store.get(&key).map_err(TableError::Store)?;
-            let (owner, stored_tat) = decode(value.as_deref());
+            let (owner, tat) = decode(value.as_deref());
             let mine = owner == fp;
-            // Unspent tokens of this worker's ended lease go back to the
-            // key's bucket: only to that slot, and only while it is the key's.
-            let hand_back = match write.hand_back {
-                Some((slot, tokens)) if slot == n && mine => tokens,
-                _ => 0,
-            };
-            let tat =
-                stored_tat.saturating_sub(gcra.interval_ns().saturating_mul(u64::from(hand_back)));
             let idle = owner == 0 || tat <= now_ns;
             if !(mine || idle || share) {
                 return Ok(None);
             }
             let current = if mine || share { Some(tat) } else { None };
             let verdict = gcra.check(current, now_ns);
-            if !verdict.allowed && hand_back == 0 {
-                return Ok(Some((verdict, None)));
+            if !verdict.allowed {
+                return Ok(Some(verdict));
             }
-            let extra = if write.may_lease && !share && verdict.allowed {
-                lease::extra_tokens(verdict.remaining)
-            } else {
-                0
-            };
-            let (booked, taken) = gcra.take_more(verdict, now_ns, extra);
             let new_owner = if share && !mine && !idle { owner } else { fp };
-            let new_tat = if verdict.allowed { booked.new_tat } else { tat };
-            match store.set(&key, &encode(new_owner, new_tat), cas) {
-                Ok(()) => {}
+            match store.set(&key, &encode(new_owner, verdict.new_tat), cas) {
+                Ok(()) => return Ok(Some(verdict)),
                 Err(StoreError::CasMismatch) => continue,
                 Err(e) => return Err(TableError::Store(e)),
             }
-            if taken == 0 {
-                return Ok(Some((verdict, None)));
-            }
-            let lease = Lease {
-                slot: n,
-                tokens: taken,
-                taken_ns: now_ns,
-                tat: booked.new_tat,
-                bucket_remaining: booked.remaining,
-            };
-            // The leased tokens are still this worker's to spend.
-            let verdict = Verdict {
-                remaining: booked.remaining.saturating_add(taken),
-                ..booked
-            };
-            return Ok(Some((verdict, Some(lease))));
         }
         Err(TableError::Contention)
     }
@@ -403,130 +335,6 @@ mod tests {
         assert!(c.verdict.allowed && !c.overflow);
         let c = t.check(&s, &g, "b", NOW + 1_000_000_000).unwrap();
         assert!(!c.verdict.allowed);
-    }
-
-    /// Writes so far to the slot `key` lives in (the CAS counter).
-    fn writes(t: &Table, s: &MemoryStore, key: &str) -> u32 {
-        let n = (t.hash(key) % u64::from(t.slots)) as u32;
-        s.get(&t.slot_key(n)).unwrap().1.unwrap()
-    }
-
-    #[test]
-    fn a_roomy_bucket_is_leased_and_spent_without_shared_data() {
-        let (t, s) = table(64);
-        let g = Gcra::new(1_000_000, Duration::from_secs(1), 1_000_000);
-        assert_eq!(writes(&t, &s, "k"), 1, "created empty");
-        for i in 0..lease::MAX_LEASE {
-            let c = t.check(&s, &g, "k", NOW + u64::from(i)).unwrap();
-            assert!(c.verdict.allowed && !c.overflow);
-        }
-        assert_eq!(writes(&t, &s, "k"), 2, "one write for a whole lease");
-        assert!(t.check(&s, &g, "k", NOW + 100).unwrap().verdict.allowed);
-        assert_eq!(writes(&t, &s, "k"), 3);
-    }
-
-    #[test]
-    fn a_bucket_near_its_limit_is_checked_on_every_request() {
-        let (t, s) = table(64);
-        let g = Gcra::new(10, Duration::from_secs(60), 200);
-        for i in 0..200 {
-            assert!(t.check(&s, &g, "k", NOW).unwrap().verdict.allowed);
-            assert_eq!(writes(&t, &s, "k"), 2 + i);
-        }
-        assert!(!t.check(&s, &g, "k", NOW).unwrap().verdict.allowed);
-    }
-
-    #[test]
-    fn a_shared_overflow_bucket_is_never_leased() {
-        let (t, s) = table(1);
-        let g = Gcra::new(1_000_000, Duration::from_secs(1), 1_000_000);
-        assert!(!t.check(&s, &g, "a", NOW).unwrap().overflow);
-        // "a" holds the only slot (and a lease): "c" shares it, write by write.
-        for i in 0..3 {
-            let c = t.check(&s, &g, "c", NOW + 1).unwrap();
-            assert!(c.overflow && c.verdict.allowed);
-            assert_eq!(writes(&t, &s, "c"), 3 + i);
-        }
-    }
-
-    /// Two workers' tables on one store (one Envoy, two worker VMs).
-    fn two_workers(slots: u32) -> (Table, Table, MemoryStore) {
-        let (a, s) = table(slots);
-        let b = Table::new("r", slots, seed_from_config(b"{}"));
-        (a, b, s)
-    }
-
-    #[test]
-    fn leases_never_admit_more_than_the_bucket_held() {
-        // 1024 free tokens and no refill to speak of: worker a's request
-        // takes 4 (3 leased), worker b drains the rest, then a spends its lease.
-        let (a, b, s) = two_workers(64);
-        let g = Gcra::new(1, Duration::from_secs(3600), 1024);
-        let admitted = |t: &Table| {
-            (0..2000)
-                .take_while(|_| t.check(&s, &g, "k", NOW).unwrap().verdict.allowed)
-                .count()
-        };
-        assert!(a.check(&s, &g, "k", NOW).unwrap().verdict.allowed);
-        assert_eq!(admitted(&b), 1020);
-        assert_eq!(admitted(&a), 3);
-        assert_eq!(admitted(&b), 0);
-    }
-
-    #[test]
-    fn unspent_tokens_go_back_to_the_bucket() {
-        let (a, b, s) = two_workers(64);
-        let g = Gcra::new(1, Duration::from_secs(3600), 1024);
-        let later = NOW + lease::LEASE_TTL_NS;
-        assert!(a.check(&s, &g, "k", NOW).unwrap().verdict.allowed);
-        // a's lease of 3 has expired: its next check hands them back.
-        assert!(a.check(&s, &g, "k", later).unwrap().verdict.allowed);
-        let drained = (0..2000)
-            .take_while(|_| b.check(&s, &g, "k", later).unwrap().verdict.allowed)
-            .count();
-        let spent_by_a = (0..10)
-            .take_while(|_| a.check(&s, &g, "k", later).unwrap().verdict.allowed)
-            .count();
-        assert_eq!(2 + drained + spent_by_a, 1024);
-    }
-
-    #[test]
-    fn a_lease_is_not_handed_to_another_key() {
-        let (a, b, s) = two_workers(1);
-        let g = Gcra::new(10, Duration::from_secs(1), 1024);
-        assert!(a.check(&s, &g, "x", NOW).unwrap().verdict.allowed);
-        // Two seconds on, x's bucket is full again: y takes the only slot.
-        let later = NOW + 2_000_000_000;
-        assert!(!b.check(&s, &g, "y", later).unwrap().overflow);
-        // a's ended lease on x must not refill y's bucket.
-        let before = decode(s.get(&a.slot_key(0)).unwrap().0.as_deref());
-        assert!(a.check(&s, &g, "x", later).unwrap().overflow);
-        let after = decode(s.get(&a.slot_key(0)).unwrap().0.as_deref());
-        assert_eq!(after.1, before.1 + g.interval_ns());
-    }
-
-    #[test]
-    fn two_busy_workers_stay_within_the_gcra_bound_plus_their_leases() {
-        // 1000/s with burst 2048 (leases of up to 8); each worker sends one
-        // request every 100 µs for 2 s, 20 times the rate.
-        let (a, b, s) = two_workers(64);
-        let g = Gcra::new(1000, Duration::from_secs(1), 2048);
-        let mut admitted = 0u64;
-        for step in 0..20_000u64 {
-            let now = NOW + step * 100_000;
-            for t in [&a, &b] {
-                if t.check(&s, &g, "k", now).unwrap().verdict.allowed {
-                    admitted += 1;
-                }
-            }
-        }
-        // Exact GCRA: the burst, then one per millisecond for 1.9999 s.
-        let exact = 2048 + 1999;
-        let slack = 2 * 8;
-        assert!(
-            (exact - slack..=exact + slack).contains(&admitted),
-            "{admitted}"
-        );
     }
 
     #[test]
