@@ -245,6 +245,28 @@ def bootstrap(admin_port, listen_port, filters, route, clusters):
     }
 
 
+# The route every bench Envoy uses: all requests to the upstream cluster.
+UPSTREAM_ROUTE = {"route": {"cluster": "upstream"}}
+
+
+def upstream_setup():
+    """The upstream the bench Envoys proxy to — a second Envoy that answers
+    200 "ok" itself — as (its bootstrap, the cluster that reaches it, its
+    port)."""
+    port = free_port()
+    config = bootstrap(free_port(), port, [], {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}, [])
+    cluster = {
+        "name": "upstream",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "upstream",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}],
+        },
+    }
+    return config, cluster, port
+
+
 class Envoy:
     """One Envoy process, stopped by its PID."""
 
@@ -361,20 +383,8 @@ def main():
     work = tempfile.mkdtemp(prefix="palisade-bench-")
     envoy_version = subprocess.run([args.envoy, "--version"], capture_output=True, text=True).stdout.strip()
 
-    upstream_port, upstream_admin = free_port(), free_port()
-    upstream_cfg = bootstrap(
-        upstream_admin, upstream_port, [], {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}, []
-    )
-    cluster = {
-        "name": "upstream",
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": "upstream",
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}],
-        },
-    }
-    route = {"route": {"cluster": "upstream"}}
+    upstream_cfg, cluster, _ = upstream_setup()
+    route = UPSTREAM_ROUTE
     jwks, token = rs256_key_and_token(work)
     floor_module = os.path.join(args.root, "target", "wasm32-wasip1", "release", "harness_test_modules.wasm")
     variants = [

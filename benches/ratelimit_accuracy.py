@@ -25,7 +25,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from envoy_load import Envoy, bootstrap, free_port, machine_line, wasm_filter  # noqa: E402
+from envoy_load import UPSTREAM_ROUTE, Envoy, bootstrap, free_port, machine_line, upstream_setup, wasm_filter  # noqa: E402
 
 
 def stat(admin_port, name):
@@ -48,14 +48,7 @@ def main():
 
     work = tempfile.mkdtemp(prefix="palisade-rl-accuracy-")
     module = os.path.join(args.root, "target", "plugins", "rate-limit.wasm")
-    upstream_port = free_port()
-    upstream_cfg = bootstrap(free_port(), upstream_port, [],
-                             {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}, [])
-    cluster = {
-        "name": "upstream", "type": "STATIC", "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
-    }
+    upstream_cfg, cluster, _ = upstream_setup()
     procs = []
     rows = []
     try:
@@ -66,7 +59,7 @@ def main():
             config = {"response_headers": "none", "rules": [
                 {"name": "accuracy", "limit": {"requests": args.rate, "per": "second", "burst": args.burst}}]}
             cfg = bootstrap(free_port(), free_port(), [wasm_filter("rate-limit", module, config)],
-                            {"route": {"cluster": "upstream"}}, [cluster])
+                            UPSTREAM_ROUTE, [cluster])
             limiter = Envoy(args.envoy, f"limiter-{rnd}", cfg, work, concurrency=2)
             procs.append(limiter)
             before = stat(upstream.admin, "http.bench.downstream_rq_2xx")

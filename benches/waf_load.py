@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from envoy_load import Envoy, bootstrap, free_port, machine_line, parse_wrk, wasm_filter  # noqa: E402
+from envoy_load import UPSTREAM_ROUTE, Envoy, bootstrap, free_port, machine_line, parse_wrk, upstream_setup, wasm_filter  # noqa: E402
 
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
 MODSEC_RECOMMENDED = "/etc/nginx/modsecurity.conf"
@@ -174,18 +174,8 @@ def main():
     nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     crs3 = glob.glob("/usr/share/doc/modsecurity-crs/changelog*")
 
-    upstream_port = free_port()
-    upstream_cfg = bootstrap(free_port(), upstream_port, [], {"direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}, [])
-    cluster = {
-        "name": "upstream",
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": "upstream",
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}],
-        },
-    }
-    route = {"route": {"cluster": "upstream"}}
+    upstream_cfg, cluster, upstream_port = upstream_setup()
+    route = UPSTREAM_ROUTE
     procs = []
     results = {}
     try:
