@@ -250,6 +250,12 @@ pub struct ConnectionManager {
     pub forward_client_cert: bool,
 }
 
+/// Default for [`HostBuilder::callback_fuel`]: wasmtime fuel (about one unit
+/// per wasm instruction) one callback may burn. Far above what any of
+/// Palisade's plugins uses in a callback, including the waf compiling OWASP
+/// CRS in `proxy_on_configure`; an unbounded loop reaches it in seconds.
+pub const DEFAULT_CALLBACK_FUEL: u64 = 20_000_000_000;
+
 /// Builds a [`Host`]; see [`Host::builder`].
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
@@ -262,6 +268,7 @@ pub struct HostBuilder {
     start_nanos: Option<u64>,
     seed: u64,
     connection_manager: ConnectionManager,
+    callback_fuel: u64,
 }
 
 impl HostBuilder {
@@ -387,6 +394,16 @@ impl HostBuilder {
         self
     }
 
+    /// Wasmtime fuel one callback may burn (default
+    /// [`DEFAULT_CALLBACK_FUEL`]). A callback that burns it all is stopped
+    /// and reported as [`HostError::Trap`] naming the callback: a loop that
+    /// never ends fails the test instead of hanging it. Envoy has no such
+    /// limit; a plugin looping there stalls its worker.
+    pub fn callback_fuel(mut self, fuel: u64) -> HostBuilder {
+        self.callback_fuel = fuel;
+        self
+    }
+
     /// Instantiates every filter, then starts and configures each like
     /// Envoy: `_initialize`/`_start`, `proxy_on_context_create` for the root
     /// context, `proxy_on_vm_start`, `proxy_on_configure`.
@@ -418,7 +435,13 @@ impl HostBuilder {
         let world: SharedWorld = Arc::new(Mutex::new(w));
         let mut plugins = Vec::new();
         for (i, f) in self.filters.iter().enumerate() {
-            plugins.push(Plugin::instantiate(&f.module, &f.name, i, world.clone())?);
+            plugins.push(Plugin::instantiate(
+                &f.module,
+                &f.name,
+                i,
+                world.clone(),
+                self.callback_fuel,
+            )?);
         }
         let mut host = Host {
             world,
@@ -510,6 +533,7 @@ impl Host {
             start_nanos: None,
             seed: 0x5eed,
             connection_manager: ConnectionManager::default(),
+            callback_fuel: DEFAULT_CALLBACK_FUEL,
         }
     }
 
@@ -1326,6 +1350,18 @@ impl Host {
     /// A shared-data value.
     pub fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
         self.world().shared.get(key).map(|(v, _)| v.to_vec())
+    }
+
+    /// Wasmtime fuel every filter's module has burnt since the host was
+    /// built (start-up included): about one unit per wasm instruction run,
+    /// host calls not counted. Unlike time it is exactly the same on every
+    /// run and machine, so the difference across one [`Host::send`] is a
+    /// noise-free measure of what a request costs a plugin in wasm.
+    pub fn fuel_consumed(&self) -> u64 {
+        self.plugins
+            .iter()
+            .map(Plugin::fuel_consumed)
+            .fold(0, u64::saturating_add)
     }
 
     /// True when the plugin called `proxy_done`.

@@ -84,7 +84,11 @@ impl Module {
     /// Compiles a module from bytes (binary, or text with the `wat` feature
     /// of wasmtime enabled).
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Module, ModuleError> {
-        let engine = Engine::new(&Config::new()).map_err(|e| ModuleError::Compile {
+        // Fuel (about one unit per wasm instruction) bounds each callback
+        // and measures what a request costs in wasm (`Host::fuel_consumed`).
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config).map_err(|e| ModuleError::Compile {
             name: name.to_string(),
             message: e.to_string(),
         })?;

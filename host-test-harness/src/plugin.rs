@@ -5,7 +5,7 @@ use crate::log::render;
 use crate::module::Module;
 use crate::world::{lock, SharedWorld};
 use crate::HostError;
-use wasmtime::{Store, Val};
+use wasmtime::{Store, Trap, Val};
 
 /// A module instance with its own store (one Envoy VM per filter).
 pub(crate) struct Plugin {
@@ -13,6 +13,10 @@ pub(crate) struct Plugin {
     store: Store<Ctx>,
     instance: wasmtime::Instance,
     next_context_id: u32,
+    /// Fuel one call may burn before it is stopped.
+    callback_fuel: u64,
+    /// Fuel burnt by every call so far.
+    fuel_consumed: u64,
 }
 
 impl Plugin {
@@ -22,6 +26,7 @@ impl Plugin {
         name: &str,
         index: usize,
         world: SharedWorld,
+        callback_fuel: u64,
     ) -> Result<Plugin, HostError> {
         let linker = abi::linker(&module.engine).map_err(|e| HostError::Instantiate {
             plugin: name.to_string(),
@@ -35,6 +40,9 @@ impl Plugin {
             fatal: None,
         };
         let mut store = Store::new(&module.engine, ctx);
+        // Instantiation runs no guest code without a start function; give
+        // it the same budget as a callback.
+        set_fuel(&mut store, name, callback_fuel)?;
         let missing: Vec<String> = module
             .inner
             .imports()
@@ -61,7 +69,14 @@ impl Plugin {
             store,
             instance,
             next_context_id: 1,
+            callback_fuel,
+            fuel_consumed: 0,
         })
+    }
+
+    /// Fuel burnt by every call into this module so far.
+    pub fn fuel_consumed(&self) -> u64 {
+        self.fuel_consumed
     }
 
     /// A new context id (root first, then streams), unique in this VM.
@@ -92,11 +107,22 @@ impl Plugin {
         let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
         let n = func.ty(&self.store).results().len();
         let mut results = vec![Val::I32(0); n];
-        match func.call(&mut self.store, &params, &mut results) {
+        set_fuel(&mut self.store, &self.name, self.callback_fuel)?;
+        let called = func.call(&mut self.store, &params, &mut results);
+        let left = self.store.get_fuel().unwrap_or(0);
+        self.fuel_consumed = self
+            .fuel_consumed
+            .saturating_add(self.callback_fuel.saturating_sub(left));
+        match called {
             Ok(()) => Ok(results.first().and_then(Val::i32)),
             Err(e) => {
                 let message = match self.store.data_mut().fatal.take() {
                     Some(f) => f,
+                    None if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) => format!(
+                        "ran {} wasm operations without returning (an unbounded loop? \
+                         HostBuilder::callback_fuel raises the budget)",
+                        self.callback_fuel
+                    ),
                     None => format!("{e:?}"),
                 };
                 let logs = render(&lock(&self.store.data().world).logs);
@@ -107,6 +133,77 @@ impl Plugin {
                     logs,
                 })
             }
+        }
+    }
+}
+
+/// Refills `store` to `fuel` (fails only if the engine has fuel off, which
+/// `Module` never builds).
+fn set_fuel(store: &mut Store<Ctx>, plugin: &str, fuel: u64) -> Result<(), HostError> {
+    store.set_fuel(fuel).map_err(|e| HostError::Instantiate {
+        plugin: plugin.to_string(),
+        message: format!("cannot set fuel: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixture::Request;
+    use crate::test_support::{filter, host};
+    use crate::{Host, HostError};
+
+    /// A request-headers callback that counts to `n`, then continues.
+    fn counting_to(n: u32) -> crate::Module {
+        filter(
+            "",
+            &format!(
+                "(local $i i32)
+                 (block $done (loop $next
+                   (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+                   (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                   (br $next)))
+                 (i32.const 0)"
+            ),
+        )
+    }
+
+    fn fuel_of_one_request(h: &mut Host) -> u64 {
+        let before = h.fuel_consumed();
+        h.send(&Request::default()).expect("the request passes");
+        h.fuel_consumed() - before
+    }
+
+    #[test]
+    fn fuel_measures_a_request_exactly_and_grows_with_the_work() {
+        let mut short = host(&counting_to(100)).unwrap();
+        let mut long = host(&counting_to(10_000)).unwrap();
+        let a = fuel_of_one_request(&mut short);
+        assert_eq!(
+            fuel_of_one_request(&mut short),
+            a,
+            "the same request, the same fuel"
+        );
+        let b = fuel_of_one_request(&mut long);
+        // Each of the 9 900 extra iterations runs at least four counted
+        // instructions.
+        assert!(b >= a + 9_900 * 4, "{a} then {b}");
+    }
+
+    #[test]
+    fn a_callback_that_never_returns_is_stopped_and_named() {
+        let spin = filter("", "(loop $forever (br $forever)) (i32.const 0)");
+        let mut h = Host::builder(&spin)
+            .callback_fuel(1_000_000)
+            .build()
+            .unwrap();
+        match h.send(&Request::default()) {
+            Err(HostError::Trap {
+                callback, message, ..
+            }) => {
+                assert_eq!(callback, "proxy_on_request_headers");
+                assert!(message.contains("1000000 wasm operations"), "{message}");
+            }
+            other => panic!("expected a trap, got {other:?}"),
         }
     }
 }
