@@ -15,6 +15,7 @@ import sys
 # group -> (id of the baseline entry, what it is); ratios are to it.
 BASELINES = {
     "waf_inspect": ("one_rule", "an engine with one rule that never matches"),
+    "harness_request": ("floor", "the harness test module in `pass` mode, which does nothing"),
 }
 
 

@@ -3,10 +3,12 @@
 //! bench needs.
 //!
 //! - [`crs`]: the OWASP CRS configuration the waf benches load;
+//! - [`harness_cases`]: one request per plugin module through the harness;
 //! - [`oidc_session`]: an oidc configuration and a sealed session cookie;
 //! - [`tokens`]: the jwt-auth fixtures' HS256 key set and token.
 
 pub mod crs;
+pub mod harness_cases;
 pub mod oidc_session;
 pub mod tokens;
 
