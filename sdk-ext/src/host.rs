@@ -9,6 +9,7 @@
 
 use crate::config::ConfigError;
 use crate::deny::Denial;
+use crate::header_map;
 use crate::identity::{IdentityError, VerifiedIdentity, IDENTITY_PROPERTY};
 use crate::request::{parse_socket_address, PeerIdentity, RequestView};
 use proxy_wasm::hostcalls;
@@ -59,29 +60,26 @@ impl ViewNeeds {
     };
 }
 
-/// Reads the whole request view from the host at request-headers time.
-pub fn request_view<C: HttpContext + ?Sized>(ctx: &C) -> RequestView {
-    request_view_with(ctx, ViewNeeds::ALL)
+/// Reads the whole request view of the current stream from the host (in a
+/// request-headers callback or later).
+pub fn request_view() -> RequestView {
+    request_view_with(ViewNeeds::ALL)
 }
 
-/// Reads the request view, skipping the parts `needs` rules out.
-pub fn request_view_with<C: HttpContext + ?Sized>(ctx: &C, needs: ViewNeeds) -> RequestView {
+/// Reads the request view of the current stream, skipping the parts
+/// `needs` rules out.
+pub fn request_view_with(needs: ViewNeeds) -> RequestView {
     let mut view = RequestView::default();
-    complete_view(ctx, &mut view, ViewNeeds::NONE, needs);
+    complete_view(&mut view, ViewNeeds::NONE, needs);
     view
 }
 
 /// Reads into `view`, read earlier with `read`, the parts `want` names that
 /// it lacks — e.g. what a denial's response and log line need beyond what
 /// the decision read. Parts already read are not read again.
-pub fn complete_view<C: HttpContext + ?Sized>(
-    ctx: &C,
-    view: &mut RequestView,
-    read: ViewNeeds,
-    want: ViewNeeds,
-) {
+pub fn complete_view(view: &mut RequestView, read: ViewNeeds, want: ViewNeeds) {
     if want.headers && !read.headers {
-        read_headers(ctx, view);
+        read_headers(view);
     }
     if want.source && !read.source {
         view.source = source_address();
@@ -92,28 +90,25 @@ pub fn complete_view<C: HttpContext + ?Sized>(
 }
 
 /// Fills the view's header parts (method, path, host, scheme, headers,
-/// request id) from the header map: one host call.
-fn read_headers<C: HttpContext + ?Sized>(ctx: &C, view: &mut RequestView) {
-    for (name, value) in ctx
-        .get_http_request_headers_bytes()
-        .into_iter()
-        .take(MAX_HEADERS)
-    {
-        let value = match String::from_utf8(value) {
-            Ok(v) => v,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
-        match name.as_str() {
-            ":method" => view.method = value,
-            ":path" => view.path = value,
-            ":authority" => view.host = value,
-            ":scheme" => view.scheme = value,
-            n if n.starts_with(':') => {}
+/// request id) from the header map: one host call, and one copy of each
+/// name and value (into the string the view keeps).
+fn read_headers(view: &mut RequestView) {
+    let Some(buf) = request_header_map() else {
+        return;
+    };
+    for (name, value) in header_map::pairs(&buf).take(MAX_HEADERS) {
+        let value = lossy(value);
+        match name {
+            b":method" => view.method = value,
+            b":path" => view.path = value,
+            b":authority" => view.host = value,
+            b":scheme" => view.scheme = value,
+            n if n.starts_with(b":") => {}
             _ => {
-                if name == "x-request-id" && view.request_id.is_empty() {
+                if name == b"x-request-id" && view.request_id.is_empty() {
                     view.request_id = value.clone();
                 }
-                view.headers.push((name, value));
+                view.headers.push((lossy(name), value));
             }
         }
     }
@@ -121,6 +116,45 @@ fn read_headers<C: HttpContext + ?Sized>(ctx: &C, view: &mut RequestView) {
         if let Some(h) = view.header("host") {
             view.host = h.to_string();
         }
+    }
+}
+
+/// `bytes` as a string, invalid UTF-8 replaced (Envoy passes obs-text).
+fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// The request header map as the host serialized it, or `None` when the
+/// host refuses (e.g. outside a request callback).
+fn request_header_map() -> Option<Vec<u8>> {
+    mod raw {
+        extern "C" {
+            pub fn proxy_get_header_map_pairs(
+                map_type: u32,
+                return_map_data: *mut *mut u8,
+                return_map_size: *mut usize,
+            ) -> u32;
+        }
+    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host fills `data` and `size` with a buffer it allocated
+    // through the module's `proxy_on_memory_allocate` — the SDK's, a `Vec<u8>`
+    // of capacity `size` — and hands it over; taking it back as a `Vec` is
+    // what the SDK's own `get_map_bytes` does.
+    unsafe {
+        let status = raw::proxy_get_header_map_pairs(
+            MapType::HttpRequestHeaders as u32,
+            &mut data,
+            &mut size,
+        );
+        if status != 0 || data.is_null() {
+            return None;
+        }
+        Some(Vec::from_raw_parts(data, size, size))
     }
 }
 

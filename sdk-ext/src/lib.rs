@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: strict JSON configuration whose errors name the field path;
 //! - [`request`]: the request view built once per request;
+//! - [`header_map`]: the Proxy-Wasm header-map wire format, read in place;
 //! - [`matcher`]: string, path-template, method-set and CIDR matchers;
 //! - [`deny`]: the deny response every plugin sends (same JSON shape);
 //! - [`metrics`]: Prometheus-friendly metric names;
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod deny;
 pub mod duration;
+pub mod header_map;
 #[cfg(target_arch = "wasm32")]
 pub mod host;
 pub mod identity;

@@ -534,7 +534,7 @@ impl Context for JwtFilter {
 
 impl HttpContext for JwtFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.view = host::request_view_with(self, ViewNeeds::HEADERS);
+        self.view = host::request_view_with(ViewNeeds::HEADERS);
         self.run(true)
     }
 }

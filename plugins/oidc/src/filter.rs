@@ -473,7 +473,7 @@ impl Context for OidcFilter {
 
 impl HttpContext for OidcFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.view = host::request_view_with(self, ViewNeeds::HEADERS);
+        self.view = host::request_view_with(ViewNeeds::HEADERS);
         let Some(shared) = self.shared.clone() else {
             let d = Denial::new(
                 500,

@@ -195,7 +195,7 @@ impl HttpContext for RateLimitFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // Unconfigured: the header map, for the denial's request id.
         let needs = self.loaded.as_ref().map_or(ViewNeeds::HEADERS, |l| l.needs);
-        let mut view = host::request_view_with(self, needs);
+        let mut view = host::request_view_with(needs);
         let Some(loaded) = self.loaded.clone() else {
             let d = sdk_ext::Denial::new(
                 500,
@@ -225,7 +225,7 @@ impl HttpContext for RateLimitFilter {
                     peer: false,
                     ..ViewNeeds::ALL
                 };
-                host::complete_view(self, &mut view, needs, named);
+                host::complete_view(&mut view, needs, named);
                 let line = serde_json::json!({
                     "plugin": "rate-limit",
                     "decision": "deny",

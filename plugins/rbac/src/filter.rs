@@ -196,7 +196,7 @@ impl RbacFilter {
             return;
         }
         let mut view = attrs.view.clone();
-        host::complete_view(self, &mut view, view_needs(needs), ViewNeeds::ALL);
+        host::complete_view(&mut view, view_needs(needs), ViewNeeds::ALL);
         let mut facts = attrs.facts.clone();
         complete_facts(&mut facts, needs, FactNeeds::ALL);
         write(&Attributes::resolve(&view, &facts, loaded.rbac.sources()));
@@ -209,7 +209,7 @@ impl HttpContext for RbacFilter {
             .loaded
             .as_ref()
             .map_or(FactNeeds::default(), |l| l.rbac.needs());
-        let view = host::request_view_with(self, view_needs(needs));
+        let view = host::request_view_with(view_needs(needs));
         let Some(loaded) = self.loaded.clone() else {
             let d = Denial::new(
                 500,

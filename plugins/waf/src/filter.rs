@@ -201,7 +201,7 @@ impl HttpContext for WafFilter {
             source: true,
             peer: false,
         };
-        let view = host::request_view_with(self, needs);
+        let view = host::request_view_with(needs);
         let Some(loaded) = self.loaded.clone() else {
             let d = Denial::new(
                 500,
