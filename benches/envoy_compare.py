@@ -21,7 +21,6 @@ Usage (via scripts/bench --compare): envoy_compare.py --envoy PATH --wrk PATH
     [--instances 3] [--cycles 10] [--duration 3] [--connections 16]
 """
 
-import argparse
 import itertools
 import os
 import statistics
@@ -34,6 +33,7 @@ from envoy_load import (  # noqa: E402
     RBAC_PLUGIN_CONFIG,
     UPSTREAM_ROUTE,
     Envoy,
+    bench_arguments,
     bootstrap,
     free_port,
     jwt_plugin_config,
@@ -55,10 +55,7 @@ def spread(ratios):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--envoy", required=True)
-    ap.add_argument("--wrk", required=True)
-    ap.add_argument("--root", required=True)
+    ap = bench_arguments()
     ap.add_argument("--plugin", required=True, choices=["rbac", "rate-limit", "jwt-auth"])
     ap.add_argument("--a", required=True, help="the baseline module (.wasm)")
     ap.add_argument("--b", required=True, help="the changed module (.wasm)")

@@ -267,6 +267,16 @@ def upstream_setup():
     return config, cluster, port
 
 
+def bench_arguments():
+    """An argument parser with what scripts/bench passes every Envoy bench:
+    the Envoy and wrk binaries and the repository root."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--envoy", required=True)
+    ap.add_argument("--wrk", required=True)
+    ap.add_argument("--root", required=True)
+    return ap
+
+
 class Envoy:
     """One Envoy process, stopped by its PID."""
 
@@ -369,10 +379,7 @@ def machine_line():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--envoy", required=True)
-    ap.add_argument("--wrk", required=True)
-    ap.add_argument("--root", required=True)
+    ap = bench_arguments()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)

@@ -14,7 +14,6 @@ Usage (via scripts/bench): ratelimit_accuracy.py --envoy PATH --wrk PATH --root 
     [--rate 2000] [--burst 200] [--duration 20] [--rounds 3]
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -25,7 +24,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from envoy_load import UPSTREAM_ROUTE, Envoy, bootstrap, free_port, machine_line, upstream_setup, wasm_filter  # noqa: E402
+from envoy_load import UPSTREAM_ROUTE, Envoy, bench_arguments, bootstrap, free_port, machine_line, upstream_setup, wasm_filter  # noqa: E402
 
 
 def stat(admin_port, name):
@@ -35,10 +34,7 @@ def stat(admin_port, name):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--envoy", required=True)
-    ap.add_argument("--wrk", required=True)
-    ap.add_argument("--root", required=True)
+    ap = bench_arguments()
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--burst", type=int, default=200)
     ap.add_argument("--duration", type=int, default=20)

@@ -18,7 +18,6 @@ Usage: scripts/bench --waf-only [--rounds N --duration S --connections C]
    or: python3 benches/waf_load.py --envoy PATH --wrk PATH --root REPO
 """
 
-import argparse
 import datetime
 import glob
 import os
@@ -29,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from envoy_load import UPSTREAM_ROUTE, Envoy, bootstrap, free_port, machine_line, parse_wrk, upstream_setup, wasm_filter  # noqa: E402
+from envoy_load import UPSTREAM_ROUTE, Envoy, bench_arguments, bootstrap, free_port, machine_line, parse_wrk, upstream_setup, wasm_filter  # noqa: E402
 
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
 MODSEC_RECOMMENDED = "/etc/nginx/modsecurity.conf"
@@ -144,10 +143,7 @@ def run_wrk(wrk, port, path, script, duration, connections, work):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--envoy", required=True)
-    ap.add_argument("--wrk", required=True)
-    ap.add_argument("--root", required=True)
+    ap = bench_arguments()
     ap.add_argument("--crs", default=None, help="CRS 4 directory (default: ../shared/crs-4.25.0)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
