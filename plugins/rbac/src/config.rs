@@ -118,10 +118,10 @@ fn lower_hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 }
 
 impl Team {
-    /// True when a request for `host` (without port, lower-case) and `path`
+    /// True when a request for `host` (without port, any case) and `path`
     /// (without query) is in the team's scope.
     pub fn in_scope(&self, host: &str, path: &str) -> bool {
-        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == host))
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
             && (self.path_prefixes.is_empty()
                 || self
                     .path_prefixes

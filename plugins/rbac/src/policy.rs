@@ -217,45 +217,35 @@ impl Rbac {
 
     /// Evaluates resolved attributes; see the module docs for the order.
     pub fn evaluate(&self, a: &Attributes<'_>) -> Evaluation {
-        let host = a.host();
+        let host = a.view.host_without_port();
         let path = a.view.path_only();
-        let applies = |e: &Entry| match e.team {
-            None => true,
-            Some(t) => self
-                .config
-                .teams
-                .get(t)
-                .is_some_and(|t| t.in_scope(&host, path)),
-        };
-        let applicable: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| applies(&self.entries[i]))
-            .collect();
-        let hits: Vec<Option<usize>> = applicable
+        // Per entry: `None` when it does not apply to the request (a team
+        // entry out of scope), else the index of its first matching rule.
+        // One vector, indexed like `entries`: this runs on every request.
+        let outcome: Vec<Option<Option<usize>>> = self
+            .entries
             .iter()
-            .map(|&i| {
-                self.entries[i]
-                    .policy
-                    .rules
-                    .iter()
-                    .position(|r| r.matches(a))
+            .map(|e| {
+                let applies = match e.team {
+                    None => true,
+                    Some(t) => self
+                        .config
+                        .teams
+                        .get(t)
+                        .is_some_and(|t| t.in_scope(host, path)),
+                };
+                applies.then(|| e.policy.rules.iter().position(|r| r.matches(a)))
             })
             .collect();
-        let matched = |i: usize| {
-            applicable
-                .iter()
-                .position(|&j| j == i)
-                .and_then(|k| hits[k])
-                .map(|rule| Hit { policy: i, rule })
-        };
+        let applicable = || (0..self.entries.len()).filter(|&i| outcome[i].is_some());
+        let matched = |i: usize| outcome[i].flatten().map(|rule| Hit { policy: i, rule });
         let decide = |with_dry_run: bool| {
-            let considered = || {
-                applicable
-                    .iter()
-                    .copied()
-                    .filter(move |&i| with_dry_run || !self.entries[i].policy.dry_run)
+            let with_action = |action| {
+                applicable().filter(move |&i| {
+                    let p = &self.entries[i].policy;
+                    (with_dry_run || !p.dry_run) && p.action == action
+                })
             };
-            let with_action =
-                |action| considered().filter(move |&i| self.entries[i].policy.action == action);
             if let Some(hit) = with_action(Action::Deny).find_map(matched) {
                 return Decision::Deny { by: Some(hit) };
             }
@@ -268,17 +258,12 @@ impl Rbac {
             }
         };
         let is_dry = |i: &usize| self.entries[*i].policy.dry_run;
-        let audits = applicable
-            .iter()
-            .filter(|i| !is_dry(i) && self.entries[**i].policy.action == Action::Audit)
-            .filter_map(|&i| matched(i))
+        let audits = applicable()
+            .filter(|i| !is_dry(i) && self.entries[*i].policy.action == Action::Audit)
+            .filter_map(matched)
             .collect();
-        let dry_run: Vec<Hit> = applicable
-            .iter()
-            .filter(|i| is_dry(i))
-            .filter_map(|&i| matched(i))
-            .collect();
-        let shadow = applicable.iter().any(is_dry).then(|| decide(true));
+        let dry_run: Vec<Hit> = applicable().filter(is_dry).filter_map(matched).collect();
+        let shadow = applicable().any(|i| is_dry(&i)).then(|| decide(true));
         Evaluation {
             decision: decide(false),
             audits,
@@ -605,6 +590,28 @@ mod tests {
         assert_eq!(ev("/other", "dev"), Decision::Allow { by: None });
         assert_eq!(ev("/pay/debug", "pay"), Decision::Deny { by: hit(0) });
         assert_eq!(r.team_name(1), Some("pay"));
+    }
+
+    #[test]
+    fn team_host_scope_ignores_case_port_and_query() {
+        let r = rbac(
+            r#"{"policies":[{"name":"base-audit","action":"AUDIT","rules":[{"paths":[{"exact":"/never"}]}]}],
+            "teams":[{"name":"shop","hosts":["Shop.Local"],"path_prefixes":["/api"],"policies":[
+              {"name":"shop-deny","action":"DENY","rules":[{}]}]}]}"#,
+        );
+        let at = |host: &str, path: &str| {
+            let mut v = req("GET", path, &[]);
+            v.host = host.into();
+            decide(&r, &v)
+        };
+        let denied = Decision::Deny { by: hit(1) };
+        assert_eq!(at("shop.local", "/api/x"), denied);
+        assert_eq!(at("SHOP.LOCAL:8443", "/api?q=1"), denied);
+        assert_eq!(
+            at("shop.local.evil", "/api/x"),
+            Decision::Allow { by: None }
+        );
+        assert_eq!(at("shop.local", "/web?/api"), Decision::Allow { by: None });
     }
 
     #[test]

@@ -564,8 +564,12 @@ impl Operation {
 
     /// True when every field that is set matches.
     pub fn matches(&self, a: &Attributes<'_>) -> bool {
-        let host = a.host();
-        field(&self.hosts, &self.not_hosts, std::iter::once(host.as_str()))
+        // The lower-cased host is a copy: made only when a host field is set.
+        let hosts_hold = (self.hosts.is_empty() && self.not_hosts.is_empty()) || {
+            let host = a.host();
+            field(&self.hosts, &self.not_hosts, std::iter::once(host.as_str()))
+        };
+        hosts_hold
             && ports_match(&self.ports, &self.not_ports, a.destination_port())
             && field(
                 &self.methods,

@@ -70,10 +70,22 @@ impl StringMatcher {
 
     /// True when `value` matches.
     pub fn matches(&self, value: &str) -> bool {
-        if self.ignore_case {
-            self.matches_kind(&value.to_ascii_lowercase())
-        } else {
-            self.matches_kind(value)
+        if !self.ignore_case {
+            return self.matches_kind(value);
+        }
+        // The pattern is stored lower-case; compare in place where the
+        // kind allows (no copy of the value per request).
+        let v = value.as_bytes();
+        match &self.kind {
+            Kind::Exact(s) => value.eq_ignore_ascii_case(s),
+            Kind::Prefix(s) => v
+                .get(..s.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(s.as_bytes())),
+            Kind::Suffix(s) => v
+                .len()
+                .checked_sub(s.len())
+                .is_some_and(|at| v[at..].eq_ignore_ascii_case(s.as_bytes())),
+            Kind::Contains(_) | Kind::Regex(_) => self.matches_kind(&value.to_ascii_lowercase()),
         }
     }
 
@@ -180,6 +192,47 @@ mod tests {
         assert!(m.matches("OPS"));
         assert!(m.matches("ops"));
         assert!(!parse(r#"{"exact":"Ops"}"#).unwrap().matches("ops"));
+    }
+
+    #[test]
+    fn ignore_case_every_literal_kind_agrees_with_lower_casing() {
+        // Compared in place for exact, prefix and suffix: the same answers
+        // as lower-casing the value first, including values shorter than
+        // the pattern and non-ASCII bytes (which only match themselves).
+        let values = [
+            "",
+            "/",
+            "/API",
+            "/api/x",
+            "/Api/X.JSON",
+            "x.Json",
+            "é/API",
+            "/APIé",
+            "API",
+            "ops",
+            "OPS",
+        ];
+        for pattern in [
+            r#"{"exact":"/Api","ignore_case":true}"#,
+            r#"{"prefix":"/Api","ignore_case":true}"#,
+            r#"{"suffix":".JSON","ignore_case":true}"#,
+            r#"{"contains":"pI/","ignore_case":true}"#,
+            r#"{"prefix":"é/a","ignore_case":true}"#,
+            r#"{"suffix":"Ié","ignore_case":true}"#,
+        ] {
+            let m = parse(pattern).unwrap();
+            for v in values {
+                assert_eq!(
+                    m.matches(v),
+                    m.matches_kind(&v.to_ascii_lowercase()),
+                    "{pattern} on {v:?}"
+                );
+            }
+        }
+        let m = parse(r#"{"prefix":"/Api","ignore_case":true}"#).unwrap();
+        assert!(m.matches("/aPI/x") && !m.matches("/ap"));
+        let m = parse(r#"{"suffix":".JSON","ignore_case":true}"#).unwrap();
+        assert!(m.matches("a.json") && !m.matches("json"));
     }
 
     #[test]
