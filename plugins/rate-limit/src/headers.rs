@@ -7,6 +7,7 @@
 //! (seconds). A refusal always carries `Retry-After`.
 
 use crate::config::HeaderStyle;
+use crate::text::push_decimal;
 
 /// The state of the most restrictive bucket that applied to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,33 +26,47 @@ pub struct LimitState {
 
 /// The headers for `state` in `style`.
 pub fn rate_limit_headers(style: HeaderStyle, state: &LimitState) -> Vec<(String, String)> {
+    // Written with `push_decimal`, not `format!`: these are built for every
+    // admitted request when headers are on.
+    let number = |n: u64| {
+        let mut s = String::with_capacity(20);
+        push_decimal(&mut s, n);
+        s
+    };
+    // `"<rule>";<a>=<x>;<b>=<y>`
+    let item = |a: &str, x: u64, b: &str, y: u64| {
+        let mut s = String::with_capacity(state.rule.len() + 32);
+        s.push('"');
+        s.push_str(&state.rule);
+        s.push_str("\";");
+        s.push_str(a);
+        push_decimal(&mut s, x);
+        s.push(';');
+        s.push_str(b);
+        push_decimal(&mut s, y);
+        s
+    };
     let mut out = Vec::new();
     if matches!(style, HeaderStyle::Draft | HeaderStyle::Both) {
         out.push((
             "ratelimit-policy".to_string(),
-            format!(
-                "\"{}\";q={};w={}",
-                state.rule, state.requests, state.window_secs
-            ),
+            item("q=", u64::from(state.requests), "w=", state.window_secs),
         ));
         out.push((
             "ratelimit".to_string(),
-            format!(
-                "\"{}\";r={};t={}",
-                state.rule, state.remaining, state.reset_secs
-            ),
+            item("r=", u64::from(state.remaining), "t=", state.reset_secs),
         ));
     }
     if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) {
-        out.push(("x-ratelimit-limit".to_string(), state.requests.to_string()));
+        out.push((
+            "x-ratelimit-limit".to_string(),
+            number(u64::from(state.requests)),
+        ));
         out.push((
             "x-ratelimit-remaining".to_string(),
-            state.remaining.to_string(),
+            number(u64::from(state.remaining)),
         ));
-        out.push((
-            "x-ratelimit-reset".to_string(),
-            state.reset_secs.to_string(),
-        ));
+        out.push(("x-ratelimit-reset".to_string(), number(state.reset_secs)));
     }
     out
 }

@@ -78,7 +78,7 @@ pub fn bucket_key(
         key.push(SEP);
         match part {
             KeyPart::ClientIp => match client_ip(req, trusted_xff_hops) {
-                Some(ip) => key.push_str(&ip.to_string()),
+                Some(ip) => crate::text::push_ip(&mut key, ip),
                 None => key.push('-'),
             },
             KeyPart::Path => key.push_str(req.path_only()),

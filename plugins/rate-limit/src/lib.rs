@@ -11,6 +11,7 @@
 //! - [`key`]: request → bucket key;
 //! - [`table`]: the bounded key table in shared data (slots, idle reuse, CAS);
 //! - [`headers`]: `RateLimit`/`RateLimit-Policy` and legacy `X-RateLimit-*`;
+//! - [`text`]: numbers and addresses written without `core::fmt`;
 //! - [`policy`]: which rules apply and the combined decision;
 //! - [`rls`]: Envoy's rate limit service protocol, for `global` rules;
 //! - `filter` (wasm32 only): the Proxy-Wasm glue.
@@ -24,6 +25,7 @@ pub mod key;
 pub mod policy;
 pub mod rls;
 pub mod table;
+pub mod text;
 
 pub use config::RateLimitConfig;
 pub use policy::RateLimiter;

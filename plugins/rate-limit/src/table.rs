@@ -104,7 +104,10 @@ impl Table {
     }
 
     fn slot_key(&self, n: u32) -> String {
-        format!("{}{n}", self.prefix)
+        let mut key = String::with_capacity(self.prefix.len() + 10);
+        key.push_str(&self.prefix);
+        crate::text::push_decimal(&mut key, u64::from(n));
+        key
     }
 
     /// Creates missing slots (empty). Call before traffic: concurrent
