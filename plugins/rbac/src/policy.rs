@@ -257,13 +257,16 @@ impl Rbac {
                 None => Decision::Deny { by: None },
             }
         };
-        let is_dry = |i: &usize| self.entries[*i].policy.dry_run;
+        let is_dry = |i: usize| self.entries[i].policy.dry_run;
         let audits = applicable()
-            .filter(|i| !is_dry(i) && self.entries[*i].policy.action == Action::Audit)
+            .filter(|&i| !is_dry(i) && self.entries[i].policy.action == Action::Audit)
             .filter_map(matched)
             .collect();
-        let dry_run: Vec<Hit> = applicable().filter(is_dry).filter_map(matched).collect();
-        let shadow = applicable().any(|i| is_dry(&i)).then(|| decide(true));
+        let dry_run: Vec<Hit> = applicable()
+            .filter(|&i| is_dry(i))
+            .filter_map(matched)
+            .collect();
+        let shadow = applicable().any(is_dry).then(|| decide(true));
         Evaluation {
             decision: decide(false),
             audits,
