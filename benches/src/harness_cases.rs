@@ -28,10 +28,22 @@ pub struct Case {
     pub upstream_sees: Option<(&'static str, String)>,
 }
 
-/// The floor and every plugin, the floor first.
+/// The names of the cases, the floor first: what [`case`] accepts.
+pub const NAMES: [&str; 6] = ["floor", "rbac", "rate-limit", "jwt-auth", "waf", "oidc"];
+
+/// The floor and every plugin, in the order of [`NAMES`].
 ///
 /// Fails when the waf case cannot load OWASP CRS (see [`crate::crs`]).
 pub fn cases() -> Result<Vec<Case>, String> {
+    NAMES.iter().map(|name| case(name)).collect()
+}
+
+/// The case called `name` (one of [`NAMES`]). Only the waf case loads
+/// OWASP CRS, so the others build without it.
+///
+/// Fails for a name not in [`NAMES`], and when the waf case cannot load
+/// CRS.
+pub fn case(name: &str) -> Result<Case, String> {
     let get = |path: &str, headers: &[(&str, &str)]| Request {
         path: path.into(),
         headers: headers
@@ -48,27 +60,26 @@ pub fn cases() -> Result<Vec<Case>, String> {
         request,
         upstream_sees: None,
     };
-    let crs = crs_config(1).map_err(|e| e.to_string())?;
-    Ok(vec![
-        plugin(
+    Ok(match name {
+        "floor" => plugin(
             "floor",
             "target/wasm32-wasip1/release/harness_test_modules.wasm",
             r#"{"mode":"pass"}"#.into(),
             get("/bench/item", &[]),
         ),
-        plugin(
+        "rbac" => plugin(
             "rbac",
             "target/plugins/rbac.wasm",
             r#"{"policies":[{"name":"bench","action":"ALLOW","rules":[{"paths":[{"prefix":"/bench"}],"headers":[{"name":"x-team","string_match":{"exact":"ops"}}]}]}]}"#.into(),
             get("/bench/item", &[("x-team", "ops")]),
         ),
-        plugin(
+        "rate-limit" => plugin(
             "rate-limit",
             "target/plugins/rate-limit.wasm",
             r#"{"response_headers":"both","rules":[{"name":"bench","key":["client_ip"],"limit":{"requests":1000000000,"per":"second"}}]}"#.into(),
             get("/bench/item", &[]),
         ),
-        plugin(
+        "jwt-auth" => plugin(
             "jwt-auth",
             "target/plugins/jwt-auth.wasm",
             format!(
@@ -77,10 +88,11 @@ pub fn cases() -> Result<Vec<Case>, String> {
             ),
             get("/bench/item", &[("authorization", &format!("Bearer {HS256_TOKEN}"))]),
         ),
-        plugin(
+        "waf" => plugin(
             "waf",
             "target/plugins/waf.wasm",
-            serde_json::to_string(&crs).expect("the CRS configuration serializes"),
+            serde_json::to_string(&crs_config(1).map_err(|e| e.to_string())?)
+                .expect("the CRS configuration serializes"),
             get(
                 "/shop/search?q=running+shoes+size+42&page=2&sort=price_asc",
                 &[
@@ -89,7 +101,7 @@ pub fn cases() -> Result<Vec<Case>, String> {
                 ],
             ),
         ),
-        Case {
+        "oidc" => Case {
             // The session started when the host's virtual clock starts (it
             // does not move while benching), so it stays valid.
             upstream_sees: Some((
@@ -109,7 +121,13 @@ pub fn cases() -> Result<Vec<Case>, String> {
                 ),
             )
         },
-    ])
+        other => {
+            return Err(format!(
+                "no harness case named {other:?}; the cases are {}",
+                NAMES.join(", ")
+            ))
+        }
+    })
 }
 
 impl Case {
@@ -154,5 +172,31 @@ impl Case {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_builds_its_own_case() {
+        // The waf case needs CRS on disk; the others build without it.
+        for name in NAMES.iter().filter(|n| **n != "waf") {
+            let c = case(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.name, *name);
+            assert!(c.module.ends_with(".wasm"), "{name}: module {}", c.module);
+            serde_json::from_str::<serde_json::Value>(&c.config)
+                .unwrap_or_else(|e| panic!("{name}: the configuration is not JSON: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_known_ones() {
+        let err = case("rbca").err().expect("no such case");
+        assert!(err.contains("\"rbca\""), "{err}");
+        for name in NAMES {
+            assert!(err.contains(name), "{err} lacks {name}");
+        }
     }
 }

@@ -8,9 +8,10 @@
 //! Prints a Markdown section (scripts/bench appends it to
 //! `benches/RESULTS.md`): `cargo run --release -p palisade-benches --bin
 //! wasm-fuel` after `scripts/build`. Arguments name the cases to run (e.g.
-//! `rbac`); the floor always runs.
+//! `rbac`; an unknown name is an error); the floor always runs, and only
+//! the waf case loads OWASP CRS.
 
-use palisade_benches::harness_cases::cases;
+use palisade_benches::harness_cases::{case, NAMES};
 use std::process::ExitCode;
 
 /// Fuel of one module: start-up, the first request, a later request.
@@ -23,8 +24,16 @@ struct Row {
 
 fn measure(only: &[String]) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
-    let wanted = |name: &str| name == "floor" || only.is_empty() || only.iter().any(|o| o == name);
-    for case in cases()?.into_iter().filter(|c| wanted(c.name)) {
+    // The floor first, then the named cases (all when none are named); a
+    // name that is not a case is an error, not an empty report.
+    let mut names = vec!["floor"];
+    if only.is_empty() {
+        names.extend(&NAMES[1..]);
+    } else {
+        names.extend(only.iter().map(String::as_str).filter(|n| *n != "floor"));
+    }
+    for case in names.into_iter().map(case) {
+        let case = case?;
         let mut host = case.host()?;
         let start = host.fuel_consumed();
         let mut request = || -> Result<u64, String> {
