@@ -12,6 +12,7 @@ use crate::deny::Denial;
 use crate::header_map;
 use crate::identity::{IdentityError, VerifiedIdentity, IDENTITY_PROPERTY};
 use crate::request::{parse_socket_address, PeerIdentity, RequestView};
+use crate::utf8::{lossy, lossy_owned};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::HttpContext;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
@@ -119,14 +120,6 @@ fn read_headers(view: &mut RequestView) {
     }
 }
 
-/// `bytes` as a string, invalid UTF-8 replaced (Envoy passes obs-text).
-fn lossy(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
 /// The request header map as the host serialized it, or `None` when the
 /// host refuses (e.g. outside a request callback).
 fn request_header_map() -> Option<Vec<u8>> {
@@ -183,7 +176,7 @@ pub fn property_string(path: &[&str]) -> Option<String> {
     hostcalls::get_property(path.to_vec())
         .ok()
         .flatten()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(lossy_owned)
 }
 
 /// The identity an earlier filter (jwt-auth) verified for this stream:

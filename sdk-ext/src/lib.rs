@@ -7,6 +7,7 @@
 //! - [`config`]: strict JSON configuration whose errors name the field path;
 //! - [`request`]: the request view built once per request;
 //! - [`header_map`]: the Proxy-Wasm header-map wire format, read in place;
+//! - [`utf8`]: bytes from the host as text, invalid UTF-8 replaced;
 //! - [`matcher`]: string, path-template, method-set and CIDR matchers;
 //! - [`deny`]: the deny response every plugin sends (same JSON shape);
 //! - [`metrics`]: Prometheus-friendly metric names;
@@ -30,6 +31,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod request;
 pub mod spiffe;
+pub mod utf8;
 pub mod xfcc;
 
 pub use clock::{Clock, FixedClock, SystemClock};
