@@ -217,8 +217,6 @@ impl Rbac {
 
     /// Evaluates resolved attributes; see the module docs for the order.
     pub fn evaluate(&self, a: &Attributes<'_>) -> Evaluation {
-        let host = a.view.host_without_port();
-        let path = a.view.path_only();
         // Per entry: `None` when it does not apply to the request (a team
         // entry out of scope), else the index of its first matching rule.
         // One vector, indexed like `entries`: this runs on every request.
@@ -228,11 +226,11 @@ impl Rbac {
             .map(|e| {
                 let applies = match e.team {
                     None => true,
-                    Some(t) => self
-                        .config
-                        .teams
-                        .get(t)
-                        .is_some_and(|t| t.in_scope(host, path)),
+                    Some(t) => self.config.teams.get(t).is_some_and(|t| {
+                        // Read only for team entries: most policy sets
+                        // have none, and this runs on every request.
+                        t.in_scope(a.view.host_without_port(), a.view.path_only())
+                    }),
                 };
                 applies.then(|| e.policy.rules.iter().position(|r| r.matches(a)))
             })
