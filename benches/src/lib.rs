@@ -12,11 +12,11 @@ pub mod harness_cases;
 pub mod oidc_session;
 pub mod tokens;
 
-use sdk_ext::RequestView;
+use sdk_ext::{Headers, RequestView};
 
 /// A browser-like GET with the headers a real client sends.
 pub fn typical_request(path: &str, extra: &[(&str, &str)]) -> RequestView {
-    let mut headers: Vec<(String, String)> = [
+    let mut headers: Headers = [
         ("host", "api.example.com"),
         (
             "user-agent",
@@ -31,10 +31,9 @@ pub fn typical_request(path: &str, extra: &[(&str, &str)]) -> RequestView {
         ("x-request-id", "3f1c2a7e-58b1-4a8e-9b36-0c1d2e3f4a5b"),
         ("x-forwarded-proto", "https"),
     ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into_iter()
     .collect();
-    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    headers.extend(extra.iter().copied());
     RequestView {
         method: "GET".into(),
         path: path.into(),

@@ -70,7 +70,7 @@ mod tests {
     use oidc::policy::{Incoming, ProviderState};
     use oidc::replay::ReplayGuard;
     use oidc::{Decision, Oidc};
-    use sdk_ext::RequestView;
+    use sdk_ext::{Headers, RequestView};
 
     fn decide(oidc: &Oidc, view: &RequestView, now: u64) -> Decision {
         oidc.decide(
@@ -88,7 +88,7 @@ mod tests {
             path: path.into(),
             host: "app.test".into(),
             scheme: "https".into(),
-            headers: vec![("cookie".into(), cookie.into())],
+            headers: Headers::from(vec![("cookie".into(), cookie.into())]),
             ..RequestView::default()
         }
     }
@@ -118,9 +118,7 @@ mod tests {
         let oidc = Oidc::from_json(config_json().as_bytes()).expect("valid");
         let nine_hours = 9 * 3600;
         let mut program = view("/orders", &session_cookie(1_000));
-        program
-            .headers
-            .push(("accept".into(), "application/json".into()));
+        program.headers.push("accept", "application/json");
         let d = decide(&oidc, &program, 1_000 + nine_hours);
         assert!(
             matches!(d, Decision::Respond(ref r) if r.code == "oidc_session_expired"),

@@ -53,6 +53,15 @@ impl<'a> Iterator for Pairs<'a> {
         self.data = value_end + 1;
         Some((name, value))
     }
+
+    /// At most the pairs the count still promises, and at most one per two
+    /// bytes left (each name and value ends in a NUL): a count a damaged
+    /// buffer inflates does not inflate what a caller reserves.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let promised = self.count.saturating_sub(self.index) as usize;
+        let room = self.buf.len().saturating_sub(self.data) / 2;
+        (0, Some(promised.min(room)))
+    }
 }
 
 fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
@@ -135,5 +144,20 @@ mod tests {
         let mut buf = serialize(MAP);
         buf[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(pairs(&buf).count(), 0);
+    }
+
+    #[test]
+    fn the_size_hint_bounds_what_comes_and_ignores_an_inflated_count() {
+        let buf = serialize(MAP);
+        let mut it = pairs(&buf);
+        for left in (0..=MAP.len()).rev() {
+            let (_, upper) = it.size_hint();
+            assert!(upper.is_some_and(|u| u >= left), "{left} left: {upper:?}");
+            it.next();
+        }
+        let mut buf = serialize(MAP);
+        buf[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (_, upper) = pairs(&buf).size_hint();
+        assert!(upper.is_some_and(|u| u <= buf.len()), "{upper:?}");
     }
 }

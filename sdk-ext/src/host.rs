@@ -10,9 +10,10 @@
 use crate::config::ConfigError;
 use crate::deny::Denial;
 use crate::header_map;
+use crate::headers::Headers;
 use crate::identity::{IdentityError, VerifiedIdentity, IDENTITY_PROPERTY};
 use crate::request::{parse_socket_address, PeerIdentity, RequestView};
-use crate::utf8::{lossy, lossy_owned};
+use crate::utf8::{lossy, lossy_owned, push_lossy};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::HttpContext;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
@@ -97,19 +98,25 @@ fn read_headers(view: &mut RequestView) {
     let Some(buf) = request_header_map() else {
         return;
     };
-    for (name, value) in header_map::pairs(&buf).take(MAX_HEADERS) {
-        let value = lossy(value);
+    let pairs = header_map::pairs(&buf).take(MAX_HEADERS);
+    // Every regular name and value goes into one string (see `Headers`);
+    // the buffer's size bounds their total unless bytes need replacing.
+    view.headers = Headers::with_capacity(pairs.size_hint().1.unwrap_or(0), buf.len());
+    for (name, value) in pairs {
         match name {
-            b":method" => view.method = value,
-            b":path" => view.path = value,
-            b":authority" => view.host = value,
-            b":scheme" => view.scheme = value,
+            b":method" => view.method = lossy(value),
+            b":path" => view.path = lossy(value),
+            b":authority" => view.host = lossy(value),
+            b":scheme" => view.scheme = lossy(value),
             n if n.starts_with(b":") => {}
             _ => {
                 if name == b"x-request-id" && view.request_id.is_empty() {
-                    view.request_id = value.clone();
+                    view.request_id = lossy(value);
                 }
-                view.headers.push((lossy(name), value));
+                view.headers.push_with(
+                    |text| push_lossy(text, name),
+                    |text| push_lossy(text, value),
+                );
             }
         }
     }

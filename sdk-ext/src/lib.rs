@@ -7,6 +7,7 @@
 //! - [`config`]: strict JSON configuration whose errors name the field path;
 //! - [`request`]: the request view built once per request;
 //! - [`header_map`]: the Proxy-Wasm header-map wire format, read in place;
+//! - [`headers`]: a request's headers, names and values in one string;
 //! - [`utf8`]: bytes from the host as text, invalid UTF-8 replaced;
 //! - [`matcher`]: string, path-template, method-set and CIDR matchers;
 //! - [`deny`]: the deny response every plugin sends (same JSON shape);
@@ -24,6 +25,7 @@ pub mod config;
 pub mod deny;
 pub mod duration;
 pub mod header_map;
+pub mod headers;
 #[cfg(target_arch = "wasm32")]
 pub mod host;
 pub mod identity;
@@ -44,4 +46,5 @@ pub const BUILD_COMMIT: &str = match option_env!("PALISADE_GIT_COMMIT") {
 };
 pub use config::{parse_config, ConfigError};
 pub use deny::Denial;
+pub use headers::Headers;
 pub use request::{PeerIdentity, RequestView};

@@ -4,6 +4,7 @@
 //! properties) when request headers arrive; policies read only the view, so
 //! they are plain functions that run natively in tests and benches.
 
+use crate::headers::Headers;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
@@ -39,7 +40,7 @@ pub struct RequestView {
     pub scheme: String,
     /// Regular headers in arrival order, names lower-case; pseudo-headers
     /// are not repeated here.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Downstream (client) address, when the host reports one.
     pub source: Option<SocketAddr>,
     /// TLS identity of the downstream peer.
@@ -88,7 +89,7 @@ impl RequestView {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// All values of a header joined with `,` — what Envoy's header matchers
@@ -99,7 +100,7 @@ impl RequestView {
             .headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+            .map(|(_, v)| v);
         let first = values.next()?;
         let Some(second) = values.next() else {
             return Some(Cow::Borrowed(first));
@@ -135,11 +136,7 @@ mod tests {
         RequestView {
             path: path.into(),
             host: host.into(),
-            headers: vec![
-                ("x-a".into(), "1".into()),
-                ("X-B".into(), "2".into()),
-                ("x-a".into(), "3".into()),
-            ],
+            headers: Headers::from([("x-a", "1"), ("X-B", "2"), ("x-a", "3")]),
             ..Default::default()
         }
     }

@@ -26,9 +26,19 @@ pub fn lossy_owned(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Appends `bytes` to `out` as [`lossy`] reads them.
+pub fn push_lossy(out: &mut String, bytes: &[u8]) {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        out.push_str(unsafe { std::str::from_utf8_unchecked(bytes) });
+    } else {
+        out.push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{lossy, lossy_owned};
+    use super::{lossy, lossy_owned, push_lossy};
 
     #[test]
     fn keeps_valid_text_and_replaces_only_invalid_bytes() {
@@ -43,6 +53,9 @@ mod tests {
         for (bytes, text) in cases {
             assert_eq!(lossy(bytes), text, "{bytes:?}");
             assert_eq!(lossy_owned(bytes.to_vec()), text, "{bytes:?}");
+            let mut out = String::from("<");
+            push_lossy(&mut out, bytes);
+            assert_eq!(out, format!("<{text}"), "{bytes:?}");
         }
     }
 
@@ -53,6 +66,9 @@ mod tests {
             let want = String::from_utf8_lossy(&bytes);
             assert_eq!(lossy(&bytes), want, "{b:#04x}");
             assert_eq!(lossy_owned(bytes.to_vec()), want, "{b:#04x}");
+            let mut out = String::new();
+            push_lossy(&mut out, &bytes);
+            assert_eq!(out, want, "{b:#04x}");
         }
     }
 }

@@ -16,7 +16,7 @@ use host_test_harness::{Host, Module};
 use jwt_auth::apikey;
 use jwt_auth::password::{PasswordHash, DEFAULT_COST};
 use jwt_auth::{Decision, JwtAuth};
-use sdk_ext::RequestView;
+use sdk_ext::{Headers, RequestView};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::Duration;
@@ -71,7 +71,7 @@ fn native(c: &mut Criterion) {
                 method: "GET".into(),
                 path: "/orders".into(),
                 host: "api.local".into(),
-                headers: vec![(header.into(), value)],
+                headers: Headers::from(vec![(header.into(), value)]),
                 ..Default::default()
             };
             assert!(matches!(

@@ -11,7 +11,7 @@ use host_test_harness::fixture::Request;
 use host_test_harness::{Host, Module};
 use jwt_auth::{Decision, JwtAuth};
 use jwt_simple::prelude::*;
-use sdk_ext::RequestView;
+use sdk_ext::{Headers, RequestView};
 use serde_json::{json, Value};
 use std::hint::black_box;
 
@@ -82,7 +82,7 @@ fn native(c: &mut Criterion) {
                 method: "GET".into(),
                 path: "/orders".into(),
                 host: "api.local".into(),
-                headers: vec![("authorization".into(), format!("Bearer {token}"))],
+                headers: Headers::from(vec![("authorization".into(), format!("Bearer {token}"))]),
                 ..Default::default()
             };
             assert!(matches!(

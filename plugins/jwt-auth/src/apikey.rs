@@ -119,6 +119,7 @@ impl KeyIndex {
 mod tests {
     use super::*;
     use crate::extract::Location;
+    use sdk_ext::Headers;
 
     #[test]
     fn digests_match_sha256() {
@@ -145,7 +146,7 @@ mod tests {
     fn default_source_is_x_api_key() {
         let req = RequestView {
             path: "/?api_key=q".into(),
-            headers: vec![("X-Api-Key".into(), "k".into())],
+            headers: Headers::from(vec![("X-Api-Key".into(), "k".into())]),
             ..Default::default()
         };
         let found = ApiKeyConfig::default().candidates(&req);

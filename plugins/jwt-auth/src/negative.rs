@@ -6,7 +6,7 @@ use crate::testkeys::{JWKS_ALL, RSA1_PUBLIC_PEM};
 use crate::testutil::{claims, forge, sign, sign_es512, with_payload, NOW};
 use crate::verify::{verify_token, TokenError};
 use jwt_simple::prelude::*;
-use sdk_ext::RequestView;
+use sdk_ext::{Headers, RequestView};
 use serde_json::json;
 
 fn auth() -> JwtAuth {
@@ -328,7 +328,7 @@ fn the_policy_denies_every_one_with_401_or_403() {
         let req = RequestView {
             method: "GET".into(),
             path: "/".into(),
-            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            headers: Headers::from(vec![("authorization".into(), format!("Bearer {token}"))]),
             ..Default::default()
         };
         match a.decide(&req, &keys, &mut cache, NOW) {

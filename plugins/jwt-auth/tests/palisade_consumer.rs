@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use jwt_auth::{Decision, JwtAuth};
-use sdk_ext::RequestView;
+use sdk_ext::{Headers, RequestView};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -31,7 +31,7 @@ fn allows(consumers: Value, header: (&str, &str)) -> bool {
     let req = RequestView {
         method: "GET".into(),
         path: "/".into(),
-        headers: vec![(header.0.into(), header.1.into())],
+        headers: Headers::from(vec![(header.0.into(), header.1.into())]),
         ..Default::default()
     };
     matches!(

@@ -135,8 +135,8 @@ impl<'a> Incoming<'a> {
         let values: Vec<&str> = view
             .headers
             .iter()
-            .filter(|(n, _)| n == "cookie")
-            .map(|(_, v)| v.as_str())
+            .filter(|(n, _)| *n == "cookie")
+            .map(|(_, v)| v)
             .collect();
         Incoming {
             view,

@@ -11,7 +11,7 @@ use crate::replay::ReplayGuard;
 use crate::urlenc;
 use jwt_auth::config::Url;
 use jwt_auth::jwk::KeySet;
-use sdk_ext::{Denial, RequestView};
+use sdk_ext::{Denial, Headers, RequestView};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -71,12 +71,9 @@ impl Jar {
 }
 
 fn request(method: &str, path: &str, jar: &Jar, extra: &[(&str, &str)]) -> RequestView {
-    let mut headers: Vec<(String, String)> = extra
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
+    let mut headers: Headers = extra.iter().copied().collect();
     if !jar.0.is_empty() {
-        headers.push(("cookie".into(), jar.header()));
+        headers.push("cookie", &jar.header());
     }
     RequestView {
         method: method.into(),

@@ -680,7 +680,7 @@ mod tests {
     use super::*;
     use crate::attributes::{HostFacts, IdentitySources};
     use sdk_ext::identity::VerifiedIdentity;
-    use sdk_ext::{PeerIdentity, RequestView};
+    use sdk_ext::{Headers, PeerIdentity, RequestView};
 
     fn rule(json: &str) -> Rule {
         serde_json::from_str(json).unwrap()
@@ -691,7 +691,7 @@ mod tests {
             method: "GET".into(),
             path: "/api/v1/items?x=1".into(),
             host: "Shop.Example:8443".into(),
-            headers: vec![("x-env".into(), "prod".into())],
+            headers: Headers::from(vec![("x-env".into(), "prod".into())]),
             source: Some("10.1.2.3:5000".parse().unwrap()),
             peer: PeerIdentity {
                 uri_sans: vec!["spiffe://cluster.local/ns/shop/sa/web".into()],

@@ -92,7 +92,10 @@ impl Request {
             &view.method,
             &view.path,
             protocol,
-            view.headers.clone(),
+            view.headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
             limits,
         );
         if !view.host.is_empty() && r.header("host").is_none() {
