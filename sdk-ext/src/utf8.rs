@@ -7,7 +7,9 @@
 //! well under half the operations of `str::from_utf8` on header-sized
 //! values (counted with `wasm-fuel`), which matters on every request.
 
-/// `bytes` as a string, invalid UTF-8 replaced by U+FFFD.
+/// `bytes` as a string, invalid UTF-8 replaced by U+FFFD. (Not written as
+/// [`push_lossy`] into a new string: `to_vec` is ≈ 250 wasm operations
+/// cheaper per request in rbac, counted with `wasm-fuel`.)
 pub fn lossy(bytes: &[u8]) -> String {
     if bytes.is_ascii() {
         // SAFETY: ASCII bytes are valid UTF-8.
